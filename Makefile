@@ -1,0 +1,49 @@
+# Makefile for fraudstream (PGXS)
+#
+# The version lives in fraudstream.control (default_version) and nowhere
+# else: this file derives the install script's name and the library's
+# FRAUDSTREAM_VERSION from it.
+
+EXTENSION = fraudstream
+EXTVERSION = $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']*\)'.*/\1/p" $(EXTENSION).control)
+
+MODULE_big = fraudstream
+OBJS = \
+	src/fraudstream.o \
+	src/shmem.o
+
+DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
+
+# pg_regress tests: sql/NAME.sql against expected/NAME.out
+# (test/run.sh runs the same lists against its private servers.)
+REGRESS = $(filter-out $(EXTENSION)--%,$(basename $(notdir $(wildcard sql/*.sql))))
+REGRESS_OPTS = --inputdir=. --load-extension=$(EXTENSION)
+ISOLATION = $(basename $(notdir $(wildcard test/isolation/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test/isolation
+
+# Debian's /usr/bin/pg_config follows the newest installed server; prefer 15.
+PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+PG_CPPFLAGS = -I$(srcdir)/src -DFRAUDSTREAM_VERSION='"$(EXTVERSION)"'
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
+SHLIB_LINK = -lrdkafka
+
+EXTRA_CLEAN = results regression.diffs regression.out test/mock/fs_kafka_mock
+
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(PGXS),)
+include $(PGXS)
+else
+# A fresh machine: only deps and test (which installs them) can work.
+all install installcheck:
+	@echo "pg_config not found: run 'make deps' as root first, or set PG_CONFIG" >&2; exit 1
+endif
+
+# Everything a fresh Debian 12 machine needs to build, test and run the demo.
+.PHONY: deps test
+deps:
+	test/install-deps.sh
+
+# Builds, installs and runs every test layer against private PostgreSQL
+# and Kafka servers (see test/run.sh).
+test: deps
+	test/run.sh

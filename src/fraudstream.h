@@ -1,0 +1,26 @@
+/*-------------------------------------------------------------------------
+ *
+ * fraudstream.h
+ *		Declarations shared by every fraudstream module.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FRAUDSTREAM_H
+#define FRAUDSTREAM_H
+
+#include "compat.h"
+
+/* Set by the Makefile from fraudstream.control's default_version. */
+#ifndef FRAUDSTREAM_VERSION
+#error "FRAUDSTREAM_VERSION must be defined by the build"
+#endif
+
+/* Schema that holds every SQL object of the extension. */
+#define FRAUDSTREAM_SCHEMA "fraudstream"
+
+/* True when the library was loaded by shared_preload_libraries. */
+extern bool FsLoadedAtStartup;
+
+extern void FsRequirePreload(const char *what);
+
+#endif							/* FRAUDSTREAM_H */
