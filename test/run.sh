@@ -12,7 +12,9 @@
 # summary line: "fraudstream: N passed, M failed".  Exit status 0 only if
 # nothing failed.
 #
-# Works as root (CI): PostgreSQL then runs as $FS_PG_USER (postgres).
+# Works as root (CI): PostgreSQL then runs as $FS_PG_USER (postgres), and
+# the extension is installed into the system's PostgreSQL.  As another
+# user, it is installed into a private copy of PostgreSQL (FS_PG_STAGE).
 # State lives in $FS_TEST_DIR (default /tmp/fraudstream-test), wiped at
 # the start of each run, so an interrupted run never breaks the next one.
 #
@@ -28,6 +30,11 @@ W=${FS_TEST_DIR:-/tmp/fraudstream-test}
 PGPORT=${FS_TEST_PGPORT:-54329}
 export FS_KAFKA_PORT=${FS_KAFKA_PORT:-39092}
 export FS_KAFKA_CONTROLLER_PORT=${FS_KAFKA_CONTROLLER_PORT:-39093}
+if [ "$(id -u)" -eq 0 ]; then
+    FS_PG_STAGE=${FS_PG_STAGE:-}
+else
+    FS_PG_STAGE=${FS_PG_STAGE:-$W/pginst}
+fi
 layers=("$@")
 [ ${#layers[@]} -gt 0 ] || layers=(regress isolation pgtap tap)
 
@@ -84,13 +91,26 @@ copy_sources() {
     [ "$(id -u)" -ne 0 ] || chown -R "$FS_PG_USER": "$W/src"
 }
 
+# Install into the system's PostgreSQL, or, with FS_PG_STAGE set (the
+# default for non-root users), into a private copy of the PostgreSQL 15
+# installation there: its binaries find their share and lib directories
+# relative to themselves, so the servers and tests of this run load this
+# build whatever else is installed, and no root is needed.
 build() {
     say "build and install"
     make -C "$top" -s all || return 1
-    if [ "$(id -u)" -eq 0 ]; then
+    if [ -z "$FS_PG_STAGE" ]; then
         make -C "$top" -s install || return 1
     else
-        sudo make -C "$top" -s install || return 1
+        local libdir sharedir
+        libdir=$("$PG_CONFIG" --pkglibdir)
+        sharedir=$("$PG_CONFIG" --sharedir)
+        mkdir -p "$FS_PG_STAGE$(dirname "$libdir")" "$FS_PG_STAGE$(dirname "$sharedir")"
+        cp -a "$(dirname "$libdir")/." "$FS_PG_STAGE$(dirname "$libdir")/"
+        cp -a "$sharedir" "$FS_PG_STAGE$(dirname "$sharedir")/"
+        make -C "$top" -s install DESTDIR="$FS_PG_STAGE" || return 1
+        PG_BINDIR="$FS_PG_STAGE$PG_BINDIR"
+        PGXS_DIR="$FS_PG_STAGE$PGXS_DIR"
     fi
     make -C "$top/test/mock" -s || return 1
 }
