@@ -39,7 +39,7 @@ all install installcheck:
 endif
 
 # Everything a fresh Debian 12 machine needs to build, test and run the demo.
-.PHONY: deps test
+.PHONY: deps test bench
 deps:
 	test/install-deps.sh
 
@@ -47,3 +47,7 @@ deps:
 # and Kafka servers (see test/run.sh).
 test: deps
 	test/run.sh
+
+# Every benchmark, in one run, against private servers (see bench/run.sh).
+bench: deps
+	bench/run.sh

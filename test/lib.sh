@@ -1,5 +1,7 @@
 # lib.sh: shell helpers shared by fraudstream's test, benchmark and demo
-# scripts.  Source it; it defines functions and defaults, runs nothing.
+# scripts: building and installing, and starting and stopping a private
+# PostgreSQL cluster and Kafka broker.  Source it; it defines functions and
+# defaults, runs nothing.  Callers set $top (the checkout) first.
 #
 # PostgreSQL refuses to run as root, so when these scripts are invoked as
 # root every PostgreSQL command goes through as_pg_user, which runs it as
@@ -58,3 +60,95 @@ kill_pidfile() {
     fi
     rm -f "$file"
 }
+
+# Settings of a run, each overridable from the environment:
+#   W           state directory (FS_TEST_DIR), wiped at the start of a run
+#   PGPORT      the private cluster's port (FS_TEST_PGPORT)
+#   FS_KAFKA_PORT, FS_KAFKA_CONTROLLER_PORT   the broker's ports
+#   FS_PG_STAGE install into a private copy of PostgreSQL there (default
+#               for non-root users; root installs into the system)
+fs_set_defaults() {
+    W=${FS_TEST_DIR:-$1}
+    PGPORT=${FS_TEST_PGPORT:-54329}
+    export FS_KAFKA_PORT=${FS_KAFKA_PORT:-39092}
+    export FS_KAFKA_CONTROLLER_PORT=${FS_KAFKA_CONTROLLER_PORT:-39093}
+    if [ "$(id -u)" -eq 0 ]; then
+        FS_PG_STAGE=${FS_PG_STAGE:-}
+    else
+        FS_PG_STAGE=${FS_PG_STAGE:-$W/pginst}
+    fi
+}
+
+fs_start_kafka() {
+    "$top/test/kafka/kafka-ctl.sh" fetch &&
+        as_pg_user "$W/src/test/kafka/kafka-ctl.sh" start "$W/kafka"
+}
+
+fs_stop_servers() {
+    if [ -f "$W/pg/data/postmaster.pid" ]; then
+        as_pg_user "$PG_BINDIR/pg_ctl" -D "$W/pg/data" -m immediate -w stop >/dev/null 2>&1
+    fi
+    "$top/test/kafka/kafka-ctl.sh" stop "$W/kafka" >/dev/null 2>&1
+    # Clusters of Perl TAP tests interrupted before their own cleanup.
+    pkill -u "$FS_PG_USER" -f "postgres -D $W/" 2>/dev/null
+    return 0
+}
+
+fs_clean_state() {
+    fs_stop_servers
+    rm -rf "$W"
+    mkdir -p "$W"
+    chmod 755 "$W"
+}
+
+# The servers and tests run from a copy of the sources and helpers that the
+# PostgreSQL account can reach, whatever the permissions of the checkout.
+fs_copy_sources() {
+    mkdir_for_pg "$W/src" "$W/pg" "$W/regress" "$W/isolation" "$W/tap" "$W/kafka"
+    cp -r "$top/sql" "$top/expected" "$top/test" "$top/fraudstream.control" \
+        "$top/META.json" "$W/src/"
+    [ "$(id -u)" -ne 0 ] || chown -R "$FS_PG_USER": "$W/src"
+}
+
+# Build; install into the system's PostgreSQL, or, with FS_PG_STAGE set (the
+# default for non-root users), into a private copy of the PostgreSQL 15
+# installation there: its binaries find their share and lib directories
+# relative to themselves, so the servers and tests of this run load this
+# build whatever else is installed, and no root is needed.
+fs_build_install() {
+    make -C "$top" -s all || return 1
+    if [ -z "$FS_PG_STAGE" ]; then
+        make -C "$top" -s install || return 1
+    else
+        local libdir sharedir
+        libdir=$("$PG_CONFIG" --pkglibdir)
+        sharedir=$("$PG_CONFIG" --sharedir)
+        mkdir -p "$FS_PG_STAGE$(dirname "$libdir")" "$FS_PG_STAGE$(dirname "$sharedir")"
+        cp -a "$(dirname "$libdir")/." "$FS_PG_STAGE$(dirname "$libdir")/"
+        cp -a "$sharedir" "$FS_PG_STAGE$(dirname "$sharedir")/"
+        make -C "$top" -s install DESTDIR="$FS_PG_STAGE" || return 1
+        PG_BINDIR="$FS_PG_STAGE$PG_BINDIR"
+        PGXS_DIR="$FS_PG_STAGE$PGXS_DIR"
+    fi
+    make -C "$top/test/mock" -s || return 1
+}
+
+fs_start_postgres() {
+    as_pg_user "$PG_BINDIR/initdb" -D "$W/pg/data" -A trust --no-sync \
+        -E UTF8 --locale=C >"$W/pg/initdb.log" 2>&1 || { cat "$W/pg/initdb.log"; return 1; }
+    mkdir_for_pg "$W/pg/sock"
+    cat >>"$W/pg/data/postgresql.conf" <<CONF
+port = $PGPORT
+listen_addresses = ''
+unix_socket_directories = '$W/pg/sock'
+shared_preload_libraries = 'fraudstream'
+fsync = off
+log_line_prefix = '%m [%p] %q%a '
+log_min_messages = warning
+${FS_PG_EXTRA_CONF:-}
+CONF
+    as_pg_user "$PG_BINDIR/pg_ctl" -D "$W/pg/data" -l "$W/pg/server.log" -w start >/dev/null ||
+        { cat "$W/pg/server.log"; return 1; }
+    export PGHOST="$W/pg/sock" PGPORT
+}
+

@@ -26,15 +26,7 @@ set -uo pipefail
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$top/test/lib.sh"
 
-W=${FS_TEST_DIR:-/tmp/fraudstream-test}
-PGPORT=${FS_TEST_PGPORT:-54329}
-export FS_KAFKA_PORT=${FS_KAFKA_PORT:-39092}
-export FS_KAFKA_CONTROLLER_PORT=${FS_KAFKA_CONTROLLER_PORT:-39093}
-if [ "$(id -u)" -eq 0 ]; then
-    FS_PG_STAGE=${FS_PG_STAGE:-}
-else
-    FS_PG_STAGE=${FS_PG_STAGE:-$W/pginst}
-fi
+fs_set_defaults /tmp/fraudstream-test
 layers=("$@")
 [ ${#layers[@]} -gt 0 ] || layers=(regress isolation pgtap tap)
 
@@ -50,19 +42,9 @@ record() {                      # record LAYER PASSED FAILED
     [ "$3" -eq 0 ] || failures+=("$1: $3 failed")
 }
 
-stop_servers() {
-    if [ -f "$W/pg/data/postmaster.pid" ]; then
-        as_pg_user "$PG_BINDIR/pg_ctl" -D "$W/pg/data" -m immediate -w stop >/dev/null 2>&1
-    fi
-    "$top/test/kafka/kafka-ctl.sh" stop "$W/kafka" >/dev/null 2>&1
-    # Clusters of Perl TAP tests interrupted before their own cleanup.
-    pkill -u "$FS_PG_USER" -f "postgres -D $W/" 2>/dev/null
-    return 0
-}
-
 finish() {
     local status=$?
-    stop_servers
+    fs_stop_servers
     if [ ${#failures[@]} -gt 0 ]; then
         printf '\nFailed:\n'
         printf '  %s\n' "${failures[@]}"
@@ -73,65 +55,6 @@ finish() {
         exit 1
     fi
     exit 0
-}
-
-clean_state() {
-    stop_servers
-    rm -rf "$W"
-    mkdir -p "$W"
-    chmod 755 "$W"
-}
-
-# The servers and tests run from a copy of the sources and helpers that the
-# PostgreSQL account can reach, whatever the permissions of the checkout.
-copy_sources() {
-    mkdir_for_pg "$W/src" "$W/pg" "$W/regress" "$W/isolation" "$W/tap" "$W/kafka"
-    cp -r "$top/sql" "$top/expected" "$top/test" "$top/fraudstream.control" \
-        "$top/META.json" "$W/src/"
-    [ "$(id -u)" -ne 0 ] || chown -R "$FS_PG_USER": "$W/src"
-}
-
-# Install into the system's PostgreSQL, or, with FS_PG_STAGE set (the
-# default for non-root users), into a private copy of the PostgreSQL 15
-# installation there: its binaries find their share and lib directories
-# relative to themselves, so the servers and tests of this run load this
-# build whatever else is installed, and no root is needed.
-build() {
-    say "build and install"
-    make -C "$top" -s all || return 1
-    if [ -z "$FS_PG_STAGE" ]; then
-        make -C "$top" -s install || return 1
-    else
-        local libdir sharedir
-        libdir=$("$PG_CONFIG" --pkglibdir)
-        sharedir=$("$PG_CONFIG" --sharedir)
-        mkdir -p "$FS_PG_STAGE$(dirname "$libdir")" "$FS_PG_STAGE$(dirname "$sharedir")"
-        cp -a "$(dirname "$libdir")/." "$FS_PG_STAGE$(dirname "$libdir")/"
-        cp -a "$sharedir" "$FS_PG_STAGE$(dirname "$sharedir")/"
-        make -C "$top" -s install DESTDIR="$FS_PG_STAGE" || return 1
-        PG_BINDIR="$FS_PG_STAGE$PG_BINDIR"
-        PGXS_DIR="$FS_PG_STAGE$PGXS_DIR"
-    fi
-    make -C "$top/test/mock" -s || return 1
-}
-
-start_postgres() {
-    say "start PostgreSQL on port $PGPORT"
-    as_pg_user "$PG_BINDIR/initdb" -D "$W/pg/data" -A trust --no-sync \
-        -E UTF8 --locale=C >"$W/pg/initdb.log" 2>&1 || { cat "$W/pg/initdb.log"; return 1; }
-    mkdir_for_pg "$W/pg/sock"
-    cat >>"$W/pg/data/postgresql.conf" <<CONF
-port = $PGPORT
-listen_addresses = ''
-unix_socket_directories = '$W/pg/sock'
-shared_preload_libraries = 'fraudstream'
-fsync = off
-log_line_prefix = '%m [%p] %q%a '
-log_min_messages = warning
-CONF
-    as_pg_user "$PG_BINDIR/pg_ctl" -D "$W/pg/data" -l "$W/pg/server.log" -w start >/dev/null ||
-        { cat "$W/pg/server.log"; return 1; }
-    export PGHOST="$W/pg/sock" PGPORT
 }
 
 # Count "... ok" and "... FAILED" lines of pg_regress-style output.
@@ -222,13 +145,14 @@ check_server_logs() {
 trap finish EXIT
 trap 'echo "interrupted"; exit 130' INT TERM
 
-clean_state
-build || { record build 0 1; exit 1; }
-copy_sources
+fs_clean_state
+say "build and install"
+fs_build_install || { record build 0 1; exit 1; }
+fs_copy_sources
 say "start Kafka on 127.0.0.1:$FS_KAFKA_PORT"
-"$top/test/kafka/kafka-ctl.sh" fetch &&
-    as_pg_user "$W/src/test/kafka/kafka-ctl.sh" start "$W/kafka" || { record kafka 0 1; exit 1; }
-start_postgres || { record postgres 0 1; exit 1; }
+fs_start_kafka || { record kafka 0 1; exit 1; }
+say "start PostgreSQL on port $PGPORT"
+fs_start_postgres || { record postgres 0 1; exit 1; }
 
 for layer in "${layers[@]}"; do
     case "$layer" in
@@ -239,5 +163,5 @@ for layer in "${layers[@]}"; do
         *) echo "unknown layer: $layer" >&2; record "$layer" 0 1 ;;
     esac
 done
-stop_servers
+fs_stop_servers
 check_server_logs
