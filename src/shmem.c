@@ -49,6 +49,17 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 PG_FUNCTION_INFO_V1(fraudstream_memory_usage);
 
+/* "fraudstream <area>": the name of an area's struct and of its tranche. */
+static const char *
+area_name(int i)
+{
+	static char names[FS_MAX_AREAS][SHMEM_INDEX_KEYSIZE];
+
+	if (names[i][0] == '\0')
+		snprintf(names[i], SHMEM_INDEX_KEYSIZE, "fraudstream %s", areas[i]->name);
+	return names[i];
+}
+
 /*
  * Size every area and request the space and the LWLock tranche.  Runs in
  * the postmaster after all preloaded libraries' _PG_init, so GUCs have
@@ -64,6 +75,8 @@ fs_shmem_request(void)
 	{
 		area_sizes[i] = MAXALIGN(areas[i]->size());
 		RequestAddinShmemSpace(area_sizes[i]);
+		if (areas[i]->nlocks > 0)
+			RequestNamedLWLockTranche(area_name(i), areas[i]->nlocks);
 	}
 	RequestNamedLWLockTranche(FS_LWLOCK_TRANCHE, FS_LWLOCKS);
 }
@@ -81,13 +94,14 @@ fs_shmem_startup(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	for (int i = 0; i < n_areas; i++)
 	{
-		char		name[SHMEM_INDEX_KEYSIZE];
 		bool		found;
 		void	   *base;
+		LWLockPadded *locks = NULL;
 
-		snprintf(name, sizeof(name), "fraudstream %s", areas[i]->name);
-		base = ShmemInitStruct(name, area_sizes[i], &found);
-		areas[i]->init(base, found);
+		base = ShmemInitStruct(area_name(i), area_sizes[i], &found);
+		if (areas[i]->nlocks > 0)
+			locks = GetNamedLWLockTranche(area_name(i));
+		areas[i]->init(base, found, locks);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -164,7 +178,8 @@ fraudstream_memory_usage(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 
 	for (int i = 0; i < n_areas; i++)
-		put_usage_row(rsinfo, areas[i]->name, area_sizes[i]);
+		put_usage_row(rsinfo, areas[i]->name,
+					  area_sizes[i] + areas[i]->nlocks * sizeof(LWLockPadded));
 	put_usage_row(rsinfo, "lwlocks", FS_LWLOCKS * sizeof(LWLockPadded));
 
 	return (Datum) 0;

@@ -15,13 +15,16 @@
  * registers it from _PG_init.  size() is called once, from the postmaster's
  * shmem_request_hook, after the GUCs that size it are known; init() is
  * called once per area when the segment is created (found == false), or on
- * attach in EXEC_BACKEND builds (found == true).
+ * attach in EXEC_BACKEND builds (found == true).  An area that asks for
+ * nlocks LWLocks gets a named tranche "fraudstream <name>" of its own,
+ * passed to init().
  */
 typedef struct FsShmemArea
 {
 	const char *name;			/* shown in fraudstream.memory */
 	Size		(*size) (void);
-	void		(*init) (void *base, bool found);
+	void		(*init) (void *base, bool found, LWLockPadded *locks);
+	int			nlocks;			/* LWLocks of its own named tranche, or 0 */
 } FsShmemArea;
 
 extern void FsShmemInit(void);

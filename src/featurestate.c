@@ -1,0 +1,682 @@
+/*-------------------------------------------------------------------------
+ *
+ * featurestate.c
+ *		Recent events of every entity in shared memory: the online state
+ *		that features are computed from.
+ *
+ * Design.  Everything is allocated once, at server start, from three GUCs:
+ * fraudstream.max_feature_groups (a group is the features of one source
+ * table and entity column: they share one copy of each entity's events),
+ * fraudstream.max_entities and fraudstream.state_memory (the event store).
+ * Entities live in a chained hash table of preallocated entries; each
+ * entity's events, in arrival order, live in a chain of 128-byte blocks
+ * from a shared pool.  An event record is its time, a NULL bitmap and one
+ * float8 per value slot of the group (FsEvent).  After each append, blocks
+ * whose newest event is older than the entity's latest event minus the
+ * group's retention (longest window + max_lateness) go back to the pool,
+ * so state never holds more history than some window can use.
+ *
+ * Memory never runs out for an insert.  When the pool or the entity table
+ * is exhausted, the partition being written is swept: entities idle for
+ * longer than their group's retention are dropped (expired); failing that,
+ * the least recently appended entity of the partition is dropped
+ * (evicted); failing that, the entity's own oldest block is dropped
+ * (truncated, which makes its long windows approximate); failing that,
+ * the event is not stored.  Each outcome has a counter in
+ * fraudstream.features.  XXX: the LRU choice is per partition, not global.
+ *
+ * Locking.  The hash table is split into FS_STATE_PARTITIONS partitions
+ * (bucket number modulo the partition count), each with an LWLock of the
+ * area's tranche: readers computing features take it shared, appends and
+ * sweeps exclusive.  No code path holds two partition locks.  The free
+ * lists of entries and blocks are protected by a spinlock taken only for a
+ * push or a pop.  Group slots are created and changed under the last lock
+ * of the tranche; their status and counters are atomics read without it.
+ * FsStateAppend runs after commit, where an ERROR would be a PANIC: it
+ * never allocates backend memory and never throws.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "port/atomics.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "utils/guc.h"
+
+#include "fraudstream.h"
+#include "featurestate.h"
+#include "shmem.h"
+
+#define FS_STATE_PARTITIONS		128
+#define FS_GROUP_LOCK			FS_STATE_PARTITIONS
+#define FS_BLOCK_SIZE			128
+#define FS_NONE					(-1)
+
+typedef struct FsBlock
+{
+	int32		next;
+	int32		count;
+	TimestampTz max_time;		/* newest event of the block */
+	char		data[FS_BLOCK_SIZE - 16];
+} FsBlock;
+
+StaticAssertDecl(sizeof(FsBlock) == FS_BLOCK_SIZE, "FsBlock must be 128 bytes");
+
+/* Largest event record, so that every block holds at least one. */
+#define FS_MAX_EVENT_SIZE	(FS_BLOCK_SIZE - 16)
+
+typedef struct FsEntity
+{
+	FsEntityKey key;
+	int32		next;			/* hash chain, or free list */
+	int32		first_block;
+	int32		last_block;
+	int32		nevents;
+	TimestampTz latest;
+	uint32		touch;			/* clock of the last append, for LRU */
+} FsEntity;
+
+typedef struct FsGroupSlot
+{
+	Oid			dbid;
+	Oid			relid;
+	int16		entity_attnum;
+	uint32		layout;
+	int			nslots;
+	Size		event_size;
+	int64		retain;
+	pg_atomic_uint32 status;
+	pg_atomic_uint64 watermark; /* newest event time, biased to unsigned */
+	pg_atomic_uint64 events;
+	pg_atomic_uint64 late;
+	pg_atomic_uint64 evicted_entities;
+	pg_atomic_uint64 truncated_events;
+	pg_atomic_uint64 expired_entities;
+	pg_atomic_uint64 rebuilds;
+	pg_atomic_uint64 entities;
+} FsGroupSlot;
+
+typedef struct FsStateShared
+{
+	slock_t		alloc_lock;		/* protects the two free lists */
+	int32		free_entity;
+	int32		free_block;
+	int32		nbuckets;		/* power of 2 */
+	pg_atomic_uint32 clock;
+	FsGroupSlot groups[FLEXIBLE_ARRAY_MEMBER];
+} FsStateShared;
+
+/* GUCs, PGC_POSTMASTER: they size shared memory. */
+int			FsMaxEntities = 200000;
+int			FsStateMemoryKb = 65536;
+int			FsMaxFeatureGroups = 64;
+
+static FsStateShared *state = NULL;
+static int32 *buckets;
+static FsEntity *entities;
+static FsBlock *blocks;
+static int	nblocks;
+static LWLockPadded *state_locks;
+
+#define WATERMARK_BIAS		((uint64) 1 << 63)
+
+static Size
+buckets_for(int n)
+{
+	Size		b = 1024;
+
+	while (b < (Size) n)
+		b <<= 1;
+	return b;
+}
+
+static Size
+header_size(void)
+{
+	return MAXALIGN(offsetof(FsStateShared, groups) +
+					sizeof(FsGroupSlot) * FsMaxFeatureGroups);
+}
+
+/* Shared memory needed for the configured sizes. */
+static Size
+state_size(void)
+{
+	Size		size = header_size();
+
+	size = add_size(size, MAXALIGN(mul_size(buckets_for(FsMaxEntities), sizeof(int32))));
+	size = add_size(size, MAXALIGN(mul_size(FsMaxEntities, sizeof(FsEntity))));
+	size = add_size(size, mul_size((Size) FsStateMemoryKb * 1024 / FS_BLOCK_SIZE,
+								   sizeof(FsBlock)));
+	return size;
+}
+
+/* Carve the area and, on creation, thread the free lists. */
+static void
+state_init(void *base, bool found, LWLockPadded *locks)
+{
+	char	   *p = base;
+
+	state = base;
+	state_locks = locks;
+	p += header_size();
+	buckets = (int32 *) p;
+	p += MAXALIGN(buckets_for(FsMaxEntities) * sizeof(int32));
+	entities = (FsEntity *) p;
+	p += MAXALIGN((Size) FsMaxEntities * sizeof(FsEntity));
+	blocks = (FsBlock *) p;
+	nblocks = (int) ((Size) FsStateMemoryKb * 1024 / FS_BLOCK_SIZE);
+
+	if (found)
+		return;
+
+	SpinLockInit(&state->alloc_lock);
+	state->nbuckets = (int32) buckets_for(FsMaxEntities);
+	pg_atomic_init_u32(&state->clock, 0);
+	for (int i = 0; i < state->nbuckets; i++)
+		buckets[i] = FS_NONE;
+	for (int i = 0; i < FsMaxEntities; i++)
+		entities[i].next = (i + 1 < FsMaxEntities) ? i + 1 : FS_NONE;
+	state->free_entity = FsMaxEntities > 0 ? 0 : FS_NONE;
+	for (int i = 0; i < nblocks; i++)
+		blocks[i].next = (i + 1 < nblocks) ? i + 1 : FS_NONE;
+	state->free_block = nblocks > 0 ? 0 : FS_NONE;
+	for (int g = 0; g < FsMaxFeatureGroups; g++)
+	{
+		FsGroupSlot *slot = &state->groups[g];
+
+		memset(slot, 0, sizeof(*slot));
+		pg_atomic_init_u32(&slot->status, FS_GROUP_FREE);
+		pg_atomic_init_u64(&slot->watermark, 0);
+		pg_atomic_init_u64(&slot->events, 0);
+		pg_atomic_init_u64(&slot->late, 0);
+		pg_atomic_init_u64(&slot->evicted_entities, 0);
+		pg_atomic_init_u64(&slot->truncated_events, 0);
+		pg_atomic_init_u64(&slot->expired_entities, 0);
+		pg_atomic_init_u64(&slot->rebuilds, 0);
+		pg_atomic_init_u64(&slot->entities, 0);
+	}
+}
+
+static const FsShmemArea state_area = {
+	.name = "features",
+	.size = state_size,
+	.init = state_init,
+	.nlocks = FS_STATE_PARTITIONS + 1,
+};
+
+/* Define the sizing GUCs and register the area; from _PG_init. */
+void
+FsFeatureStateInit(void)
+{
+	DefineCustomIntVariable("fraudstream.max_entities",
+							"Most entities (cards, accounts, ...) whose recent events are kept for features.",
+							"Beyond it, idle entities are expired and the least recently active evicted.",
+							&FsMaxEntities, 200000, 1024, INT_MAX / 2,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("fraudstream.state_memory",
+							"Shared memory for the recent events of all entities.",
+							NULL,
+							&FsStateMemoryKb, 65536, 1024, INT_MAX / 2,
+							PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("fraudstream.max_feature_groups",
+							"Most (source table, entity column) pairs that features can be defined on.",
+							NULL,
+							&FsMaxFeatureGroups, 64, 1, 4096,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	FsShmemRegister(&state_area);
+}
+
+static inline FsGroupSlot *
+group_slot(int group)
+{
+	Assert(state != NULL && group >= 0 && group < FsMaxFeatureGroups);
+	return &state->groups[group];
+}
+
+static inline int
+key_bucket(const FsEntityKey *key)
+{
+	return (int) (key->hash & (state->nbuckets - 1));
+}
+
+static inline LWLock *
+partition_lock(int bucket)
+{
+	return &state_locks[bucket % FS_STATE_PARTITIONS].lock;
+}
+
+static inline bool
+key_equal(const FsEntityKey *a, const FsEntityKey *b)
+{
+	return a->hash == b->hash && a->group == b->group && a->len == b->len &&
+		memcmp(a->data, b->data, a->len) == 0;
+}
+
+/* Find an entity in its bucket; caller holds the partition lock. */
+static int32
+find_entity(const FsEntityKey *key, int bucket)
+{
+	for (int32 e = buckets[bucket]; e != FS_NONE; e = entities[e].next)
+		if (key_equal(&entities[e].key, key))
+			return e;
+	return FS_NONE;
+}
+
+/* Pop a free entry or block; FS_NONE when the list is empty. */
+static int32
+pop_free(int32 *list, bool is_block)
+{
+	int32		i;
+
+	SpinLockAcquire(&state->alloc_lock);
+	i = *list;
+	if (i != FS_NONE)
+		*list = is_block ? blocks[i].next : entities[i].next;
+	SpinLockRelease(&state->alloc_lock);
+	return i;
+}
+
+static void
+push_free_block(int32 b)
+{
+	SpinLockAcquire(&state->alloc_lock);
+	blocks[b].next = state->free_block;
+	state->free_block = b;
+	SpinLockRelease(&state->alloc_lock);
+}
+
+/* Drop an entity: its blocks and entry go back to the pool. */
+static void
+free_entity(int32 e, int bucket)
+{
+	int32	   *link = &buckets[bucket];
+	int32		b = entities[e].first_block;
+
+	while (b != FS_NONE)
+	{
+		int32		next = blocks[b].next;
+
+		push_free_block(b);
+		b = next;
+	}
+	while (*link != e)
+		link = &entities[*link].next;
+	*link = entities[e].next;
+	pg_atomic_fetch_sub_u64(&group_slot(entities[e].key.group)->entities, 1);
+
+	SpinLockAcquire(&state->alloc_lock);
+	entities[e].next = state->free_entity;
+	state->free_entity = e;
+	SpinLockRelease(&state->alloc_lock);
+}
+
+static inline TimestampTz
+group_watermark(FsGroupSlot *slot)
+{
+	return (TimestampTz) (pg_atomic_read_u64(&slot->watermark) - WATERMARK_BIAS);
+}
+
+/*
+ * Free memory in the partition of "bucket" for entity "keep": expire idle
+ * entities, else evict the least recently appended one, else drop keep's
+ * oldest block.  Returns false when nothing could be freed.  Caller holds
+ * the partition lock exclusively.
+ */
+static bool
+make_room(int bucket, int32 keep)
+{
+	int			part = bucket % FS_STATE_PARTITIONS;
+	int32		lru = FS_NONE;
+	uint32		now = pg_atomic_read_u32(&state->clock);
+	bool		freed = false;
+
+	for (int b = part; b < state->nbuckets; b += FS_STATE_PARTITIONS)
+	{
+		int32		e = buckets[b];
+
+		while (e != FS_NONE)
+		{
+			int32		next = entities[e].next;
+			FsGroupSlot *slot = group_slot(entities[e].key.group);
+
+			if (e != keep &&
+				entities[e].latest < group_watermark(slot) - slot->retain)
+			{
+				free_entity(e, b);
+				pg_atomic_fetch_add_u64(&slot->expired_entities, 1);
+				freed = true;
+			}
+			else if (e != keep &&
+					 (lru == FS_NONE ||
+					  now - entities[e].touch > now - entities[lru].touch))
+				lru = e;
+			e = next;
+		}
+	}
+	if (freed)
+		return true;
+
+	if (lru != FS_NONE)
+	{
+		FsGroupSlot *slot = group_slot(entities[lru].key.group);
+
+		free_entity(lru, key_bucket(&entities[lru].key));
+		pg_atomic_fetch_add_u64(&slot->evicted_entities, 1);
+		return true;
+	}
+
+	if (keep != FS_NONE && entities[keep].first_block != FS_NONE &&
+		entities[keep].first_block != entities[keep].last_block)
+	{
+		FsEntity   *ent = &entities[keep];
+		int32		b = ent->first_block;
+
+		ent->first_block = blocks[b].next;
+		ent->nevents -= blocks[b].count;
+		pg_atomic_fetch_add_u64(&group_slot(ent->key.group)->truncated_events,
+								blocks[b].count);
+		push_free_block(b);
+		return true;
+	}
+	return false;
+}
+
+/* Allocate from a free list, making room in the partition if needed. */
+static int32
+alloc_with_room(int32 *list, bool is_block, int bucket, int32 keep)
+{
+	for (int attempt = 0; attempt < 4; attempt++)
+	{
+		int32		i = pop_free(list, is_block);
+
+		if (i != FS_NONE)
+			return i;
+		if (!make_room(bucket, keep))
+			break;
+	}
+	return FS_NONE;
+}
+
+/*
+ * Find or create the group slot for (relid, entity column) of this
+ * database.  A slot whose layout differs is reset: its events were stored
+ * for another set of features.  Returns -1 when no slot is free and
+ * create is true, or when the group does not exist and create is false.
+ */
+int
+FsGroupLookup(Oid relid, int16 entity_attnum, uint32 layout, int nslots,
+			  int64 retain, bool create)
+{
+	LWLock	   *lock = &state_locks[FS_GROUP_LOCK].lock;
+	int			found = -1;
+	int			free_slot = -1;
+	bool		reset = false;
+
+	FsRequirePreload("features");
+	if (FS_EVENT_SIZE(nslots) > FS_MAX_EVENT_SIZE)
+		elog(ERROR, "feature group event of %d slots does not fit a block", nslots);
+
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	for (int g = 0; g < FsMaxFeatureGroups; g++)
+	{
+		FsGroupSlot *slot = &state->groups[g];
+
+		if (pg_atomic_read_u32(&slot->status) == FS_GROUP_FREE)
+		{
+			if (free_slot < 0)
+				free_slot = g;
+			continue;
+		}
+		if (slot->dbid == MyDatabaseId && slot->relid == relid &&
+			slot->entity_attnum == entity_attnum)
+		{
+			found = g;
+			break;
+		}
+	}
+	if (found < 0 && create && free_slot >= 0)
+	{
+		FsGroupSlot *slot = &state->groups[free_slot];
+
+		slot->dbid = MyDatabaseId;
+		slot->relid = relid;
+		slot->entity_attnum = entity_attnum;
+		slot->layout = layout;
+		slot->nslots = nslots;
+		slot->event_size = FS_EVENT_SIZE(nslots);
+		pg_atomic_write_u64(&slot->watermark, 0);
+		pg_atomic_write_u32(&slot->status, FS_GROUP_UNLOADED);
+		found = free_slot;
+	}
+	else if (found >= 0 && state->groups[found].layout != layout)
+		reset = true;
+	if (found >= 0)
+		state->groups[found].retain = retain;
+	LWLockRelease(lock);
+
+	if (reset)
+	{
+		FsGroupSlot *slot = &state->groups[found];
+
+		FsGroupClear(found, false);
+		LWLockAcquire(lock, LW_EXCLUSIVE);
+		slot->layout = layout;
+		slot->nslots = nslots;
+		slot->event_size = FS_EVENT_SIZE(nslots);
+		pg_atomic_write_u32(&slot->status, FS_GROUP_UNLOADED);
+		LWLockRelease(lock);
+	}
+	return found;
+}
+
+FsGroupStatus
+FsGroupGetStatus(int group)
+{
+	return (FsGroupStatus) pg_atomic_read_u32(&group_slot(group)->status);
+}
+
+void
+FsGroupSetStatus(int group, FsGroupStatus status)
+{
+	if (status == FS_GROUP_READY)
+		pg_atomic_fetch_add_u64(&group_slot(group)->rebuilds, 1);
+	pg_atomic_write_u32(&group_slot(group)->status, status);
+}
+
+/*
+ * Drop every entity of a group, one partition at a time; with free_slot
+ * the slot itself is released too.  Never throws: it runs after commit
+ * (TRUNCATE, dropped features).
+ */
+void
+FsGroupClear(int group, bool free_slot)
+{
+	FsGroupSlot *slot = group_slot(group);
+
+	for (int part = 0; part < FS_STATE_PARTITIONS; part++)
+	{
+		LWLockAcquire(&state_locks[part].lock, LW_EXCLUSIVE);
+		for (int b = part; b < state->nbuckets; b += FS_STATE_PARTITIONS)
+		{
+			int32		e = buckets[b];
+
+			while (e != FS_NONE)
+			{
+				int32		next = entities[e].next;
+
+				if (entities[e].key.group == group)
+					free_entity(e, b);
+				e = next;
+			}
+		}
+		LWLockRelease(&state_locks[part].lock);
+	}
+	pg_atomic_write_u64(&slot->watermark, 0);
+	if (free_slot)
+	{
+		LWLockAcquire(&state_locks[FS_GROUP_LOCK].lock, LW_EXCLUSIVE);
+		slot->relid = InvalidOid;
+		pg_atomic_write_u32(&slot->status, FS_GROUP_FREE);
+		LWLockRelease(&state_locks[FS_GROUP_LOCK].lock);
+	}
+}
+
+void
+FsGroupCountLate(int group)
+{
+	pg_atomic_fetch_add_u64(&group_slot(group)->late, 1);
+}
+
+void
+FsGroupGetCounters(int group, FsGroupCounters *c)
+{
+	FsGroupSlot *slot = group_slot(group);
+
+	c->events = pg_atomic_read_u64(&slot->events);
+	c->late = pg_atomic_read_u64(&slot->late);
+	c->evicted_entities = pg_atomic_read_u64(&slot->evicted_entities);
+	c->truncated_events = pg_atomic_read_u64(&slot->truncated_events);
+	c->expired_entities = pg_atomic_read_u64(&slot->expired_entities);
+	c->rebuilds = pg_atomic_read_u64(&slot->rebuilds);
+	c->entities = (int64) pg_atomic_read_u64(&slot->entities);
+}
+
+/*
+ * Compute features of "current" for an entity from its stored events and
+ * the caller's own pending ones (NULL if none).  *latest gets the time of
+ * the entity's newest stored event, or DT_NOBEGIN.  Returns whether the
+ * entity had stored events.
+ */
+bool
+FsStateCompute(const FsEntityKey *key, const FsEventRun *pending,
+			   const FsWindowSpec *specs, int nspecs, const FsEvent *current,
+			   double *result, bool *isnull, TimestampTz *latest)
+{
+	FsGroupSlot *slot = group_slot(key->group);
+	int			bucket = key_bucket(key);
+	LWLock	   *lock = partition_lock(bucket);
+	FsEventRun *runs;
+	int			nruns = 0;
+	int32		e;
+
+	LWLockAcquire(lock, LW_SHARED);
+	e = find_entity(key, bucket);
+	runs = palloc(sizeof(FsEventRun) *
+				  ((e == FS_NONE ? 0 : entities[e].nevents) + 1));
+	*latest = DT_NOBEGIN;
+	if (e != FS_NONE)
+	{
+		*latest = entities[e].latest;
+		for (int32 b = entities[e].first_block; b != FS_NONE; b = blocks[b].next)
+		{
+			runs[nruns].events = (const FsEvent *) blocks[b].data;
+			runs[nruns].count = blocks[b].count;
+			nruns++;
+		}
+	}
+	if (pending != NULL && pending->count > 0)
+		runs[nruns++] = *pending;
+	FsWindowCompute(specs, nspecs, slot->event_size, runs, nruns, current,
+					result, isnull);
+	LWLockRelease(lock);
+	pfree(runs);
+	return e != FS_NONE;
+}
+
+/*
+ * Append committed events of one entity.  Runs after commit: never throws,
+ * never allocates backend memory; when shared memory is exhausted it makes
+ * room as the file header describes.
+ */
+void
+FsStateAppend(const FsEntityKey *key, const FsEvent *events, int count)
+{
+	FsGroupSlot *slot = group_slot(key->group);
+	Size		esize = slot->event_size;
+	int			per_block = (int) (FS_MAX_EVENT_SIZE / esize);
+	int			bucket = key_bucket(key);
+	LWLock	   *lock = partition_lock(bucket);
+	FsEntity   *ent;
+	int32		e;
+	TimestampTz newest = DT_NOBEGIN;
+
+	LWLockAcquire(lock, LW_EXCLUSIVE);
+	e = find_entity(key, bucket);
+	if (e == FS_NONE)
+	{
+		e = alloc_with_room(&state->free_entity, false, bucket, FS_NONE);
+		if (e == FS_NONE)
+		{
+			LWLockRelease(lock);
+			pg_atomic_fetch_add_u64(&slot->truncated_events, count);
+			return;
+		}
+		ent = &entities[e];
+		ent->key = *key;
+		ent->first_block = ent->last_block = FS_NONE;
+		ent->nevents = 0;
+		ent->latest = DT_NOBEGIN;
+		ent->next = buckets[bucket];
+		buckets[bucket] = e;
+		pg_atomic_fetch_add_u64(&slot->entities, 1);
+	}
+	ent = &entities[e];
+	ent->touch = pg_atomic_fetch_add_u32(&state->clock, 1);
+
+	for (int i = 0; i < count; i++)
+	{
+		const FsEvent *ev = FS_EVENT_AT(events, i, esize);
+		FsBlock    *blk;
+
+		if (ent->last_block == FS_NONE || blocks[ent->last_block].count >= per_block)
+		{
+			int32		b = alloc_with_room(&state->free_block, true, bucket, e);
+
+			if (b == FS_NONE)
+			{
+				pg_atomic_fetch_add_u64(&slot->truncated_events, 1);
+				continue;
+			}
+			blocks[b].next = FS_NONE;
+			blocks[b].count = 0;
+			blocks[b].max_time = DT_NOBEGIN;
+			if (ent->last_block == FS_NONE)
+				ent->first_block = b;
+			else
+				blocks[ent->last_block].next = b;
+			ent->last_block = b;
+		}
+		blk = &blocks[ent->last_block];
+		memcpy(blk->data + blk->count * esize, ev, esize);
+		blk->count++;
+		blk->max_time = Max(blk->max_time, ev->time);
+		ent->nevents++;
+		ent->latest = Max(ent->latest, ev->time);
+		newest = Max(newest, ev->time);
+	}
+
+	/* Blocks no window can reach any more go back to the pool. */
+	while (ent->first_block != FS_NONE && ent->first_block != ent->last_block &&
+		   blocks[ent->first_block].max_time <= ent->latest - slot->retain)
+	{
+		int32		b = ent->first_block;
+
+		ent->first_block = blocks[b].next;
+		ent->nevents -= blocks[b].count;
+		push_free_block(b);
+	}
+	LWLockRelease(lock);
+
+	pg_atomic_fetch_add_u64(&slot->events, count);
+	if (newest != DT_NOBEGIN)
+	{
+		uint64		biased = (uint64) newest + WATERMARK_BIAS;
+		uint64		old = pg_atomic_read_u64(&slot->watermark);
+
+		while (old < biased &&
+			   !pg_atomic_compare_exchange_u64(&slot->watermark, &old, biased))
+			;
+	}
+}

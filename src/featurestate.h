@@ -1,0 +1,69 @@
+/*-------------------------------------------------------------------------
+ *
+ * featurestate.h
+ *		The online feature state: recent events of every entity, in shared
+ *		memory of a size fixed at server start.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FRAUDSTREAM_FEATURESTATE_H
+#define FRAUDSTREAM_FEATURESTATE_H
+
+#include "window.h"
+
+/* Bytes of an entity key kept verbatim; longer keys are kept as a hash. */
+#define FS_KEY_INLINE		24
+
+/*
+ * An entity, as the state identifies it: its group and the binary form of
+ * its key value (see FsEntityKeyFromDatum in features.c).
+ */
+typedef struct FsEntityKey
+{
+	uint32		hash;
+	uint16		group;
+	uint16		len;			/* bytes of data used */
+	char		data[FS_KEY_INLINE];
+} FsEntityKey;
+
+/* Life cycle of a group's state. */
+typedef enum FsGroupStatus
+{
+	FS_GROUP_FREE = 0,			/* slot unused */
+	FS_GROUP_UNLOADED,			/* defined, state not built from the table */
+	FS_GROUP_READY				/* state holds every committed event */
+} FsGroupStatus;
+
+/* Counters of a group, for the features view and tests. */
+typedef struct FsGroupCounters
+{
+	uint64		events;			/* events merged */
+	uint64		late;			/* events older than max_lateness, ignored */
+	uint64		evicted_entities;	/* entities dropped for lack of memory */
+	uint64		truncated_events;	/* oldest events dropped for lack of memory */
+	uint64		expired_entities;	/* entities idle longer than their windows */
+	uint64		rebuilds;
+	int64		entities;		/* entities now held */
+} FsGroupCounters;
+
+extern int	FsMaxEntities;
+extern int	FsStateMemoryKb;
+extern int	FsMaxFeatureGroups;
+
+extern void FsFeatureStateInit(void);
+
+extern int	FsGroupLookup(Oid relid, int16 entity_attnum, uint32 layout,
+						  int nslots, int64 retain, bool create);
+extern FsGroupStatus FsGroupGetStatus(int group);
+extern void FsGroupSetStatus(int group, FsGroupStatus status);
+extern void FsGroupClear(int group, bool free_slot);
+extern void FsGroupCountLate(int group);
+extern void FsGroupGetCounters(int group, FsGroupCounters *counters);
+
+extern bool FsStateCompute(const FsEntityKey *key, const FsEventRun *pending,
+						   const FsWindowSpec *specs, int nspecs,
+						   const FsEvent *current, double *result, bool *isnull,
+						   TimestampTz *latest);
+extern void FsStateAppend(const FsEntityKey *key, const FsEvent *events, int count);
+
+#endif							/* FRAUDSTREAM_FEATURESTATE_H */
