@@ -10,7 +10,11 @@ EXTVERSION = $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']*
 MODULE_big = fraudstream
 OBJS = \
 	src/fraudstream.o \
-	src/shmem.o
+	src/shmem.o \
+	src/window.o \
+	src/featurestate.o \
+	src/features.o \
+	src/online.o
 
 DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
 

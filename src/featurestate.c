@@ -83,7 +83,8 @@ typedef struct FsGroupSlot
 	Oid			dbid;
 	Oid			relid;
 	int16		entity_attnum;
-	uint32		layout;
+	pg_atomic_uint32 layout;	/* layout of the stored events; see lookup */
+	uint64		generation;		/* catalog generation that set the layout */
 	int			nslots;
 	Size		event_size;
 	int64		retain;
@@ -105,6 +106,7 @@ typedef struct FsStateShared
 	int32		free_block;
 	int32		nbuckets;		/* power of 2 */
 	pg_atomic_uint32 clock;
+	pg_atomic_uint64 catalog_generation;	/* bumped by feature DDL commits */
 	FsGroupSlot groups[FLEXIBLE_ARRAY_MEMBER];
 } FsStateShared;
 
@@ -174,6 +176,7 @@ state_init(void *base, bool found, LWLockPadded *locks)
 	SpinLockInit(&state->alloc_lock);
 	state->nbuckets = (int32) buckets_for(FsMaxEntities);
 	pg_atomic_init_u32(&state->clock, 0);
+	pg_atomic_init_u64(&state->catalog_generation, 1);
 	for (int i = 0; i < state->nbuckets; i++)
 		buckets[i] = FS_NONE;
 	for (int i = 0; i < FsMaxEntities; i++)
@@ -188,6 +191,7 @@ state_init(void *base, bool found, LWLockPadded *locks)
 
 		memset(slot, 0, sizeof(*slot));
 		pg_atomic_init_u32(&slot->status, FS_GROUP_FREE);
+		pg_atomic_init_u32(&slot->layout, 0);
 		pg_atomic_init_u64(&slot->watermark, 0);
 		pg_atomic_init_u64(&slot->events, 0);
 		pg_atomic_init_u64(&slot->late, 0);
@@ -399,20 +403,50 @@ alloc_with_room(int32 *list, bool is_block, int bucket, int32 keep)
 	return FS_NONE;
 }
 
+/* The generation of the feature catalog, bumped by each committed change. */
+uint64
+FsCatalogGeneration(void)
+{
+	FsRequirePreload("features");
+	return pg_atomic_read_u64(&state->catalog_generation);
+}
+
+void
+FsBumpCatalogGeneration(void)
+{
+	pg_atomic_fetch_add_u64(&state->catalog_generation, 1);
+}
+
+/* Point a slot at a new layout and drop the events stored in the old one. */
+static void
+relayout(int group, uint32 layout, int nslots, uint64 generation)
+{
+	FsGroupSlot *slot = &state->groups[group];
+
+	/* Appends and reads check the layout under their partition lock. */
+	pg_atomic_write_u32(&slot->layout, layout);
+	slot->nslots = nslots;
+	slot->event_size = FS_EVENT_SIZE(nslots);
+	slot->generation = generation;
+	pg_atomic_write_u32(&slot->status, FS_GROUP_UNLOADED);
+	FsGroupClear(group, false);
+}
+
 /*
  * Find or create the group slot for (relid, entity column) of this
- * database.  A slot whose layout differs is reset: its events were stored
- * for another set of features.  Returns -1 when no slot is free and
- * create is true, or when the group does not exist and create is false.
+ * database.  "layout" identifies the value slots the caller's definitions
+ * give the group's events.  When the slot holds another layout, a caller
+ * whose definitions are newer (generation) and committed (may_reset)
+ * resets it; anyone else finds it unusable (*usable = false) until its
+ * definitions catch up.  Errors out when no slot is free.
  */
 int
 FsGroupLookup(Oid relid, int16 entity_attnum, uint32 layout, int nslots,
-			  int64 retain, bool create)
+			  int64 retain, uint64 generation, bool may_reset, bool *usable)
 {
 	LWLock	   *lock = &state_locks[FS_GROUP_LOCK].lock;
 	int			found = -1;
 	int			free_slot = -1;
-	bool		reset = false;
 
 	FsRequirePreload("features");
 	if (FS_EVENT_SIZE(nslots) > FS_MAX_EVENT_SIZE)
@@ -436,38 +470,61 @@ FsGroupLookup(Oid relid, int16 entity_attnum, uint32 layout, int nslots,
 			break;
 		}
 	}
-	if (found < 0 && create && free_slot >= 0)
+	if (found < 0)
 	{
-		FsGroupSlot *slot = &state->groups[free_slot];
+		FsGroupSlot *slot;
 
+		if (free_slot < 0)
+		{
+			LWLockRelease(lock);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("too many feature groups"),
+					 errdetail("Each pair of source table and entity column with features uses one of the %d groups.",
+							   FsMaxFeatureGroups),
+					 errhint("Raise fraudstream.max_feature_groups and restart the server.")));
+		}
+		slot = &state->groups[free_slot];
 		slot->dbid = MyDatabaseId;
 		slot->relid = relid;
 		slot->entity_attnum = entity_attnum;
-		slot->layout = layout;
 		slot->nslots = nslots;
 		slot->event_size = FS_EVENT_SIZE(nslots);
+		slot->generation = generation;
+		pg_atomic_write_u32(&slot->layout, layout);
 		pg_atomic_write_u64(&slot->watermark, 0);
 		pg_atomic_write_u32(&slot->status, FS_GROUP_UNLOADED);
 		found = free_slot;
 	}
-	else if (found >= 0 && state->groups[found].layout != layout)
-		reset = true;
-	if (found >= 0)
+	*usable = pg_atomic_read_u32(&state->groups[found].layout) == layout;
+	if (!*usable && may_reset && generation > state->groups[found].generation)
+	{
+		relayout(found, layout, nslots, generation);
+		*usable = true;
+	}
+	if (*usable)
 		state->groups[found].retain = retain;
 	LWLockRelease(lock);
+	return found;
+}
 
-	if (reset)
+/* The slot of (relid, entity column) in this database, or -1. */
+int
+FsGroupFind(Oid relid, int16 entity_attnum)
+{
+	int			found = -1;
+
+	LWLockAcquire(&state_locks[FS_GROUP_LOCK].lock, LW_SHARED);
+	for (int g = 0; g < FsMaxFeatureGroups && found < 0; g++)
 	{
-		FsGroupSlot *slot = &state->groups[found];
+		FsGroupSlot *slot = &state->groups[g];
 
-		FsGroupClear(found, false);
-		LWLockAcquire(lock, LW_EXCLUSIVE);
-		slot->layout = layout;
-		slot->nslots = nslots;
-		slot->event_size = FS_EVENT_SIZE(nslots);
-		pg_atomic_write_u32(&slot->status, FS_GROUP_UNLOADED);
-		LWLockRelease(lock);
+		if (pg_atomic_read_u32(&slot->status) != FS_GROUP_FREE &&
+			slot->dbid == MyDatabaseId && slot->relid == relid &&
+			slot->entity_attnum == entity_attnum)
+			found = g;
 	}
+	LWLockRelease(&state_locks[FS_GROUP_LOCK].lock);
 	return found;
 }
 
@@ -550,9 +607,9 @@ FsGroupGetCounters(int group, FsGroupCounters *c)
  * entity had stored events.
  */
 bool
-FsStateCompute(const FsEntityKey *key, const FsEventRun *pending,
+FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 			   const FsWindowSpec *specs, int nspecs, const FsEvent *current,
-			   double *result, bool *isnull, TimestampTz *latest)
+			   bool probe, double *result, bool *isnull, TimestampTz *latest)
 {
 	FsGroupSlot *slot = group_slot(key->group);
 	int			bucket = key_bucket(key);
@@ -562,7 +619,9 @@ FsStateCompute(const FsEntityKey *key, const FsEventRun *pending,
 	int32		e;
 
 	LWLockAcquire(lock, LW_SHARED);
-	e = find_entity(key, bucket);
+	e = FS_NONE;
+	if (pg_atomic_read_u32(&slot->layout) == layout)
+		e = find_entity(key, bucket);
 	runs = palloc(sizeof(FsEventRun) *
 				  ((e == FS_NONE ? 0 : entities[e].nevents) + 1));
 	*latest = DT_NOBEGIN;
@@ -579,10 +638,30 @@ FsStateCompute(const FsEntityKey *key, const FsEventRun *pending,
 	if (pending != NULL && pending->count > 0)
 		runs[nruns++] = *pending;
 	FsWindowCompute(specs, nspecs, slot->event_size, runs, nruns, current,
-					result, isnull);
+					probe, result, isnull);
 	LWLockRelease(lock);
 	pfree(runs);
 	return e != FS_NONE;
+}
+
+/* Time of the entity's newest stored event, or DT_NOBEGIN. */
+TimestampTz
+FsStateLatest(const FsEntityKey *key, uint32 layout)
+{
+	int			bucket = key_bucket(key);
+	LWLock	   *lock = partition_lock(bucket);
+	TimestampTz latest = DT_NOBEGIN;
+
+	LWLockAcquire(lock, LW_SHARED);
+	if (pg_atomic_read_u32(&group_slot(key->group)->layout) == layout)
+	{
+		int32		e = find_entity(key, bucket);
+
+		if (e != FS_NONE)
+			latest = entities[e].latest;
+	}
+	LWLockRelease(lock);
+	return latest;
 }
 
 /*
@@ -591,7 +670,8 @@ FsStateCompute(const FsEntityKey *key, const FsEventRun *pending,
  * room as the file header describes.
  */
 void
-FsStateAppend(const FsEntityKey *key, const FsEvent *events, int count)
+FsStateAppend(const FsEntityKey *key, uint32 layout, const FsEvent *events,
+			  int count)
 {
 	FsGroupSlot *slot = group_slot(key->group);
 	Size		esize = slot->event_size;
@@ -603,6 +683,12 @@ FsStateAppend(const FsEntityKey *key, const FsEvent *events, int count)
 	TimestampTz newest = DT_NOBEGIN;
 
 	LWLockAcquire(lock, LW_EXCLUSIVE);
+	if (pg_atomic_read_u32(&slot->layout) != layout)
+	{
+		/* the group was reset for new definitions; it will be rebuilt */
+		LWLockRelease(lock);
+		return;
+	}
 	e = find_entity(key, bucket);
 	if (e == FS_NONE)
 	{

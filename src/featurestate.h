@@ -53,17 +53,24 @@ extern int	FsMaxFeatureGroups;
 extern void FsFeatureStateInit(void);
 
 extern int	FsGroupLookup(Oid relid, int16 entity_attnum, uint32 layout,
-						  int nslots, int64 retain, bool create);
+						  int nslots, int64 retain, uint64 generation,
+						  bool may_reset, bool *usable);
+extern uint64 FsCatalogGeneration(void);
+extern void FsBumpCatalogGeneration(void);
 extern FsGroupStatus FsGroupGetStatus(int group);
 extern void FsGroupSetStatus(int group, FsGroupStatus status);
 extern void FsGroupClear(int group, bool free_slot);
 extern void FsGroupCountLate(int group);
 extern void FsGroupGetCounters(int group, FsGroupCounters *counters);
 
-extern bool FsStateCompute(const FsEntityKey *key, const FsEventRun *pending,
+extern bool FsStateCompute(const FsEntityKey *key, uint32 layout,
+						   const FsEventRun *pending,
 						   const FsWindowSpec *specs, int nspecs,
-						   const FsEvent *current, double *result, bool *isnull,
-						   TimestampTz *latest);
-extern void FsStateAppend(const FsEntityKey *key, const FsEvent *events, int count);
+						   const FsEvent *current, bool probe,
+						   double *result, bool *isnull, TimestampTz *latest);
+extern int	FsGroupFind(Oid relid, int16 entity_attnum);
+extern TimestampTz FsStateLatest(const FsEntityKey *key, uint32 layout);
+extern void FsStateAppend(const FsEntityKey *key, uint32 layout,
+						  const FsEvent *events, int count);
 
 #endif							/* FRAUDSTREAM_FEATURESTATE_H */

@@ -24,6 +24,9 @@
 #include "utils/guc.h"
 
 #include "fraudstream.h"
+#include "featurestate.h"
+#include "featuredefs.h"
+#include "online.h"
 #include "shmem.h"
 
 PG_MODULE_MAGIC;
@@ -43,10 +46,15 @@ _PG_init(void)
 {
 	FsLoadedAtStartup = process_shared_preload_libraries_in_progress;
 
-	MarkGUCPrefixReserved("fraudstream");
-
+	FsFeaturesInit();
+	FsOnlineInit();
 	if (FsLoadedAtStartup)
+	{
 		FsShmemInit();
+		FsFeatureStateInit();
+	}
+
+	MarkGUCPrefixReserved("fraudstream");
 }
 
 /*

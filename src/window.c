@@ -268,10 +268,14 @@ accum_event(const FsWindowSpec *spec, Accum *acc, const FsEvent *ev,
 	}
 }
 
-/* Turn a feature's accumulator and the scored event into its value. */
+/*
+ * Turn a feature's accumulator and the scored event into its value.  A
+ * probe is a point in time, not an event: it counts for nothing and has
+ * no values (its slots are all NULL).
+ */
 static bool
 finish_feature(const FsWindowSpec *spec, Accum *acc, const FsEvent *cur,
-			   double *result)
+			   bool probe, double *result)
 {
 	bool		has_slot = spec->slot != FS_NO_SLOT;
 	bool		cur_null = has_slot && FS_EVENT_ISNULL(cur, spec->slot);
@@ -285,7 +289,7 @@ finish_feature(const FsWindowSpec *spec, Accum *acc, const FsEvent *cur,
 	switch (spec->agg)
 	{
 		case FS_AGG_COUNT:
-			*result = (double) (acc->count + (cur_null ? 0 : 1));
+			*result = (double) (acc->count + ((cur_null || probe) ? 0 : 1));
 			return true;
 		case FS_AGG_SUM:
 			*result = all.sx;
@@ -345,14 +349,15 @@ finish_feature(const FsWindowSpec *spec, Accum *acc, const FsEvent *cur,
 
 /*
  * Compute nspecs features of "current" from the events of "runs" (all of
- * the same entity, all arrived before it, in any time order).  Results go
- * to result[i] / isnull[i].  Scratch memory comes from the current memory
+ * the same entity, all arrived before it, in any time order).  With probe,
+ * "current" is only a point in time (see finish_feature).  Results go to
+ * result[i] / isnull[i].  Scratch memory comes from the current memory
  * context.
  */
 void
 FsWindowCompute(const FsWindowSpec *specs, int nspecs, Size event_size,
 				const FsEventRun *runs, int nruns, const FsEvent *current,
-				double *result, bool *isnull)
+				bool probe, double *result, bool *isnull)
 {
 	Accum	   *acc = palloc0(sizeof(Accum) * nspecs);
 	int64		longest = 0;
@@ -378,7 +383,7 @@ FsWindowCompute(const FsWindowSpec *specs, int nspecs, Size event_size,
 
 	for (int f = 0; f < nspecs; f++)
 	{
-		isnull[f] = !finish_feature(&specs[f], &acc[f], current, &result[f]);
+		isnull[f] = !finish_feature(&specs[f], &acc[f], current, probe, &result[f]);
 		if (isnull[f])
 			result[f] = 0.0;
 		if (acc[f].set)

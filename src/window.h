@@ -82,7 +82,7 @@ extern bool FsAggNeedsValue(FsAgg agg);
 extern void FsWindowCompute(const FsWindowSpec *specs, int nspecs,
 							Size event_size,
 							const FsEventRun *runs, int nruns,
-							const FsEvent *current,
+							const FsEvent *current, bool probe,
 							double *result, bool *isnull);
 
 extern double FsHaversineKm(double lat1, double lon1, double lat2, double lon2);

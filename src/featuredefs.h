@@ -1,0 +1,77 @@
+/*-------------------------------------------------------------------------
+ *
+ * featuredefs.h
+ *		Feature definitions as the backend caches them, and the extraction
+ *		of entity keys and events from rows.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef FRAUDSTREAM_FEATURES_H
+#define FRAUDSTREAM_FEATURES_H
+
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "utils/relcache.h"
+#include "featurestate.h"
+
+/* What a value slot holds. */
+typedef enum FsSlotKind
+{
+	FS_SLOT_NUMBER,				/* the column's value as float8 */
+	FS_SLOT_HASH				/* 64-bit hash of the value, for distinct */
+} FsSlotKind;
+
+typedef struct FsSlotDef
+{
+	AttrNumber	attnum;
+	FsSlotKind	kind;
+	Oid			typid;
+	Oid			collation;
+	FmgrInfo	hash_fn;		/* FS_SLOT_HASH: the type's extended hash */
+} FsSlotDef;
+
+/*
+ * The features of one source table that share an entity column: one
+ * group of the online state.
+ */
+typedef struct FsGroupDef
+{
+	int			group;			/* slot in shared memory */
+	AttrNumber	entity_attnum;
+	char	   *entity_column;
+	Oid			entity_typid;
+	int16		entity_typlen;
+	bool		entity_typbyval;
+	AttrNumber	time_attnum;
+	uint32		layout;			/* identifies nslots and slots */
+	int			nslots;
+	FsSlotDef	slots[FS_MAX_SLOTS];
+	Size		event_size;
+	int64		retain;			/* longest window + max_lateness, usecs */
+	int			nfeatures;
+	char	  **names;
+	FsWindowSpec *specs;
+} FsGroupDef;
+
+/* Every feature group of one source table. */
+typedef struct FsSourceDef
+{
+	Oid			relid;
+	int			ngroups;
+	FsGroupDef *groups;
+} FsSourceDef;
+
+extern int	FsMaxLatenessMs;
+
+extern void FsFeaturesInit(void);
+extern FsSourceDef *FsGetSourceDef(Oid relid);
+extern FsSourceDef *FsGetSourceDefForRel(Relation rel);
+extern List *FsAllSourceDefs(void);
+extern void FsCatalogChanged(void);
+
+extern bool FsEntityKeyFromDatum(const FsGroupDef *gd, Datum value,
+								 FsEntityKey *key);
+extern bool FsEventFromTuple(const FsGroupDef *gd, TupleDesc tupdesc,
+							 HeapTuple tuple, FsEvent *event, FsEntityKey *key);
+
+#endif							/* FRAUDSTREAM_FEATURES_H */

@@ -1,0 +1,679 @@
+/*-------------------------------------------------------------------------
+ *
+ * online.c
+ *		The online feature path: the trigger that feeds inserted rows to
+ *		the state, the session's pending events, their merge at commit,
+ *		the rebuild of the state from the tables after a restart, and
+ *		fraudstream.feature_values().
+ *
+ * Visibility.  An event counts for others once its transaction commits,
+ * and never if it aborts; its own transaction sees it at once.  The feed
+ * trigger (BEFORE INSERT, FOR EACH ROW, named to fire after the table's
+ * other BEFORE triggers) therefore does not touch shared state: it appends
+ * the row's event to the session's pending events, tagged with the
+ * subtransaction nesting level.  Features of the session combine the
+ * shared state with these pending events.  A rolled-back subtransaction
+ * drops its events; a released one hands them to its parent.  At commit
+ * (XACT_EVENT_COMMIT, after the commit record) the pending events are
+ * appended to the shared state, which cannot fail (featurestate.c); on
+ * abort they are dropped.  TRUNCATE of a source, through an AFTER
+ * TRUNCATE trigger, drops the session's pending events of the table and
+ * clears its groups at commit.
+ *
+ * Rebuild.  After a restart a group's state is empty ("unloaded").  The
+ * first session that needs it loads every committed row of the source
+ * younger than the group's retention, in time order, while holding an
+ * exclusive heavyweight lock on the group; committing sessions hold that
+ * lock in share mode from PRE_COMMIT until their events are merged.  So
+ * a commit either happened before the rebuild's snapshot (its rows are
+ * loaded and its merge, which found the group unloaded, was skipped) or
+ * waits for the rebuild to finish and merges into the loaded state.
+ * Rows the rebuilding transaction inserted itself are skipped: they are
+ * still pending.  XXX: the rebuild reads the whole source table; on large
+ * plain tables (not rings) that takes a while, once per restart.
+ *
+ * Lateness.  An event older than its entity's newest event (stored or
+ * pending) by more than fraudstream.max_lateness is counted as late and
+ * not added.  After a rebuild, events are loaded in time order, so the
+ * rows that were late when they arrived count again.
+ *
+ * Locking: pending events are backend-local.  Shared state is reached
+ * through featurestate.c, which documents its locks.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/relscan.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_inherits.h"
+#include "commands/trigger.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/lmgr.h"
+#include "utils/builtins.h"
+#include "utils/float.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "fraudstream.h"
+#include "online.h"
+
+/* field4 of the advisory locktags that guard group rebuilds ("FS") */
+#define FS_LOCKTAG_GROUP	0x4653
+
+/* One entity's pending events, in arrival order. */
+typedef struct PendingEntity
+{
+	FsEntityKey key;			/* hash key */
+	uint32		layout;			/* of the group when the events were read */
+	Size		event_size;
+	int			count;
+	int			capacity;
+	char	   *events;
+	int		   *levels;			/* subtransaction nesting level per event */
+	TimestampTz latest;
+} PendingEntity;
+
+/* A group this transaction touched, for locking and truncation at commit. */
+typedef struct PendingGroup
+{
+	Oid			relid;
+	AttrNumber	entity_attnum;
+	int			group;
+	bool		truncated;
+} PendingGroup;
+
+#define MAX_PENDING_GROUPS	64
+
+static MemoryContext pending_cxt = NULL;
+static HTAB *pending = NULL;
+static PendingGroup pending_groups[MAX_PENDING_GROUPS];
+static int	n_pending_groups = 0;
+
+PG_FUNCTION_INFO_V1(fraudstream_feed_trigger);
+PG_FUNCTION_INFO_V1(fraudstream_truncate_trigger);
+PG_FUNCTION_INFO_V1(fraudstream_feature_values);
+
+static void
+set_group_locktag(LOCKTAG *tag, Oid relid, AttrNumber attnum)
+{
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, relid, (uint32) attnum,
+						 FS_LOCKTAG_GROUP);
+}
+
+/* Remember a group this transaction feeds or truncates. */
+static PendingGroup *
+note_group(Oid relid, const FsGroupDef *gd)
+{
+	for (int i = 0; i < n_pending_groups; i++)
+		if (pending_groups[i].group == gd->group)
+			return &pending_groups[i];
+	if (n_pending_groups >= MAX_PENDING_GROUPS)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("a transaction can feed at most %d feature groups",
+						MAX_PENDING_GROUPS)));
+	pending_groups[n_pending_groups].relid = relid;
+	pending_groups[n_pending_groups].entity_attnum = gd->entity_attnum;
+	pending_groups[n_pending_groups].group = gd->group;
+	pending_groups[n_pending_groups].truncated = false;
+	return &pending_groups[n_pending_groups++];
+}
+
+static void
+reset_pending(void)
+{
+	if (pending_cxt != NULL)
+		MemoryContextReset(pending_cxt);
+	pending = NULL;
+	n_pending_groups = 0;
+}
+
+static PendingEntity *
+pending_lookup(const FsEntityKey *key, bool create)
+{
+	bool		found;
+	PendingEntity *pe;
+
+	if (pending == NULL)
+	{
+		HASHCTL		ctl;
+
+		if (!create)
+			return NULL;
+		if (pending_cxt == NULL)
+			pending_cxt = AllocSetContextCreate(TopMemoryContext,
+												"fraudstream pending events",
+												ALLOCSET_DEFAULT_SIZES);
+		ctl.keysize = sizeof(FsEntityKey);
+		ctl.entrysize = sizeof(PendingEntity);
+		ctl.hcxt = pending_cxt;
+		pending = hash_create("fraudstream pending entities", 256, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	pe = hash_search(pending, key, create ? HASH_ENTER : HASH_FIND, &found);
+	if (pe != NULL && !found)
+	{
+		pe->count = 0;
+		pe->capacity = 0;
+		pe->events = NULL;
+		pe->levels = NULL;
+		pe->latest = DT_NOBEGIN;
+	}
+	return pe;
+}
+
+static void
+pending_append(PendingEntity *pe, const FsGroupDef *gd, const FsEvent *event)
+{
+	if (pe->count == pe->capacity)
+	{
+		int			cap = pe->capacity ? pe->capacity * 2 : 4;
+
+		if (pe->events == NULL)
+		{
+			pe->events = MemoryContextAlloc(pending_cxt, cap * gd->event_size);
+			pe->levels = MemoryContextAlloc(pending_cxt, cap * sizeof(int));
+		}
+		else
+		{
+			pe->events = repalloc(pe->events, cap * gd->event_size);
+			pe->levels = repalloc(pe->levels, cap * sizeof(int));
+		}
+		pe->capacity = cap;
+	}
+	pe->layout = gd->layout;
+	pe->event_size = gd->event_size;
+	memcpy(pe->events + pe->count * gd->event_size, event, gd->event_size);
+	pe->levels[pe->count] = GetCurrentTransactionNestLevel();
+	pe->count++;
+	pe->latest = Max(pe->latest, event->time);
+}
+
+/*
+ * Subtransaction end: levels are non-decreasing within an entity, so an
+ * abort cuts a suffix and a commit relabels one.
+ */
+static void
+pending_subxact_end(int level, bool commit)
+{
+	HASH_SEQ_STATUS seq;
+	PendingEntity *pe;
+
+	if (pending == NULL)
+		return;
+	hash_seq_init(&seq, pending);
+	while ((pe = hash_seq_search(&seq)) != NULL)
+	{
+		int			i = pe->count;
+
+		while (i > 0 && pe->levels[i - 1] >= level)
+		{
+			i--;
+			if (commit)
+				pe->levels[i] = level - 1;
+		}
+		if (!commit && i < pe->count)
+		{
+			pe->count = i;
+			pe->latest = DT_NOBEGIN;
+			for (int j = 0; j < i; j++)
+				pe->latest = Max(pe->latest,
+								 FS_EVENT_AT(pe->events, j, pe->event_size)->time);
+		}
+	}
+}
+
+/* Merge every pending event into the shared state; after commit only. */
+static void
+merge_pending(void)
+{
+	HASH_SEQ_STATUS seq;
+	PendingEntity *pe;
+
+	for (int i = 0; i < n_pending_groups; i++)
+		if (pending_groups[i].truncated)
+			FsGroupClear(pending_groups[i].group, false);
+	if (pending == NULL)
+		return;
+	hash_seq_init(&seq, pending);
+	while ((pe = hash_seq_search(&seq)) != NULL)
+	{
+		/* An unloaded group gets these rows from the table when rebuilt. */
+		if (pe->count > 0 && FsGroupGetStatus(pe->key.group) == FS_GROUP_READY)
+			FsStateAppend(&pe->key, pe->layout, (const FsEvent *) pe->events, pe->count);
+	}
+}
+
+static void
+online_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+			/* see "Rebuild" in the header: held until the merge is done */
+			for (int i = 0; i < n_pending_groups; i++)
+			{
+				LOCKTAG		tag;
+
+				set_group_locktag(&tag, pending_groups[i].relid,
+								  pending_groups[i].entity_attnum);
+				(void) LockAcquire(&tag, ShareLock, false, false);
+			}
+			break;
+		case XACT_EVENT_PRE_PREPARE:
+			if (n_pending_groups > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot prepare a transaction that inserted events for fraudstream features")));
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			merge_pending();
+			reset_pending();
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			reset_pending();
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+online_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		pending_subxact_end(GetCurrentTransactionNestLevel(), false);
+	else if (event == SUBXACT_EVENT_COMMIT_SUB)
+		pending_subxact_end(GetCurrentTransactionNestLevel(), true);
+}
+
+/* Hook transaction ends; from _PG_init. */
+void
+FsOnlineInit(void)
+{
+	RegisterXactCallback(online_xact_callback, NULL);
+	RegisterSubXactCallback(online_subxact_callback, NULL);
+}
+
+/* One event loaded by a rebuild, to be sorted by time. */
+typedef struct LoadedEvent
+{
+	FsEntityKey key;
+	int64		seq;			/* scan order, to keep the sort stable */
+	FsEvent    *event;
+} LoadedEvent;
+
+static int
+loaded_cmp(const void *a, const void *b)
+{
+	const LoadedEvent *x = a;
+	const LoadedEvent *y = b;
+
+	if (x->event->time != y->event->time)
+		return x->event->time < y->event->time ? -1 : 1;
+	return x->seq < y->seq ? -1 : (x->seq > y->seq ? 1 : 0);
+}
+
+/*
+ * Scan a leaf table of a source with the given snapshot, calling back for
+ * each committed row not inserted by this transaction.
+ */
+typedef void (*row_callback) (const FsGroupDef *gd, FsEvent *event,
+							  FsEntityKey *key, void *arg);
+
+static void
+scan_source(Oid relid, int group, Snapshot snapshot, row_callback cb, void *arg)
+{
+	List	   *leaves = find_all_inheritors(relid, AccessShareLock, NULL);
+	ListCell   *lc;
+
+	foreach(lc, leaves)
+	{
+		Relation	rel = table_open(lfirst_oid(lc), AccessShareLock);
+		FsSourceDef *sd;
+		const FsGroupDef *gd = NULL;
+		TableScanDesc scan;
+		HeapTuple	tuple;
+		FsEvent    *event;
+		FsEntityKey key;
+
+		if (rel->rd_rel->relkind != RELKIND_RELATION)
+		{
+			table_close(rel, AccessShareLock);
+			continue;
+		}
+		sd = FsGetSourceDefForRel(rel);
+		for (int i = 0; sd != NULL && i < sd->ngroups; i++)
+			if (sd->groups[i].group == group)
+				gd = &sd->groups[i];
+		if (gd == NULL)
+		{
+			table_close(rel, AccessShareLock);
+			continue;
+		}
+		event = palloc(gd->event_size);
+		scan = table_beginscan(rel, snapshot, 0, NULL);
+		while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
+		{
+			CHECK_FOR_INTERRUPTS();
+			if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tuple->t_data)))
+				continue;
+			if (FsEventFromTuple(gd, RelationGetDescr(rel), tuple, event, &key))
+				cb(gd, event, &key, arg);
+		}
+		table_endscan(scan);
+		pfree(event);
+		table_close(rel, AccessShareLock);
+	}
+}
+
+typedef struct RebuildState
+{
+	TimestampTz cutoff;
+	TimestampTz newest;
+	LoadedEvent *loaded;
+	int64		count;
+	int64		capacity;
+} RebuildState;
+
+static void
+find_newest(const FsGroupDef *gd, FsEvent *event, FsEntityKey *key, void *arg)
+{
+	RebuildState *rs = arg;
+
+	rs->newest = Max(rs->newest, event->time);
+}
+
+static void
+collect_recent(const FsGroupDef *gd, FsEvent *event, FsEntityKey *key, void *arg)
+{
+	RebuildState *rs = arg;
+	LoadedEvent *le;
+
+	if (event->time <= rs->cutoff)
+		return;
+	if (rs->count == rs->capacity)
+	{
+		rs->capacity = rs->capacity ? rs->capacity * 2 : 1024;
+		rs->loaded = rs->loaded ? repalloc_huge(rs->loaded, rs->capacity * sizeof(LoadedEvent))
+			: MemoryContextAllocHuge(CurrentMemoryContext, rs->capacity * sizeof(LoadedEvent));
+	}
+	le = &rs->loaded[rs->count];
+	le->key = *key;
+	le->seq = rs->count++;
+	le->event = palloc(gd->event_size);
+	memcpy(le->event, event, gd->event_size);
+}
+
+/* Load a group's recent committed events; see "Rebuild" in the header. */
+static void
+rebuild_group(const FsGroupDef *gd, Oid relid)
+{
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	MemoryContext cxt = AllocSetContextCreate(CurrentMemoryContext,
+											  "fraudstream rebuild",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	RebuildState rs = {0};
+
+	rs.newest = DT_NOBEGIN;
+	scan_source(relid, gd->group, snapshot, find_newest, &rs);
+	if (rs.newest != DT_NOBEGIN)
+	{
+		rs.cutoff = rs.newest - gd->retain;
+		scan_source(relid, gd->group, snapshot, collect_recent, &rs);
+		qsort(rs.loaded, rs.count, sizeof(LoadedEvent), loaded_cmp);
+		for (int64 i = 0; i < rs.count; i++)
+			FsStateAppend(&rs.loaded[i].key, gd->layout, rs.loaded[i].event, 1);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	UnregisterSnapshot(snapshot);
+}
+
+/*
+ * Make sure the shared state of a group holds its committed events,
+ * rebuilding it from the source table if the server restarted or the
+ * definitions changed since.
+ */
+void
+FsEnsureGroupLoaded(const FsGroupDef *gd, Oid relid)
+{
+	LOCKTAG		tag;
+
+	if (gd->layout == 0 || FsGroupGetStatus(gd->group) != FS_GROUP_UNLOADED)
+		return;
+	set_group_locktag(&tag, relid, gd->entity_attnum);
+	(void) LockAcquire(&tag, ExclusiveLock, true, false);
+	PG_TRY();
+	{
+		if (FsGroupGetStatus(gd->group) == FS_GROUP_UNLOADED)
+		{
+			FsGroupClear(gd->group, false);
+			rebuild_group(gd, relid);
+			FsGroupSetStatus(gd->group, FS_GROUP_READY);
+		}
+	}
+	PG_FINALLY();
+	{
+		LockRelease(&tag, ExclusiveLock, true);
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Features of an event (or, with probe, of a point in time) for an entity:
+ * stored events plus this session's pending ones.
+ */
+void
+FsOnlineCompute(const FsGroupDef *gd, const FsEntityKey *key,
+				const FsEvent *event, bool probe, double *result, bool *isnull)
+{
+	PendingEntity *pe = pending_lookup(key, false);
+	FsEventRun	run;
+	TimestampTz latest;
+
+	if (pe != NULL && pe->layout == gd->layout)
+	{
+		run.events = (const FsEvent *) pe->events;
+		run.count = pe->count;
+	}
+	else
+		run.count = 0;
+	if (gd->layout != 0)
+		(void) FsStateCompute(key, gd->layout, &run, gd->specs, gd->nfeatures,
+							  event, probe, result, isnull, &latest);
+	else
+		FsWindowCompute(gd->specs, gd->nfeatures, gd->event_size, &run,
+						run.count > 0 ? 1 : 0, event, probe, result, isnull);
+}
+
+/*
+ * Trigger fraudstream.feed_trigger(), BEFORE INSERT FOR EACH ROW on every
+ * table with features: hand the row's events to the session's pending
+ * events.
+ */
+Datum
+fraudstream_feed_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	HeapTuple	tuple;
+	FsSourceDef *sd;
+	FsEvent    *event;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_INSERT(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("fraudstream.feed_trigger() must fire BEFORE INSERT FOR EACH ROW")));
+	rel = trigdata->tg_relation;
+	tuple = trigdata->tg_trigtuple;
+	sd = FsGetSourceDefForRel(rel);
+	if (sd == NULL)
+		return PointerGetDatum(tuple);
+
+	event = palloc(FS_EVENT_SIZE(FS_MAX_SLOTS));
+	for (int i = 0; i < sd->ngroups; i++)
+	{
+		const FsGroupDef *gd = &sd->groups[i];
+		FsEntityKey key;
+		PendingEntity *pe;
+		TimestampTz latest;
+
+		if (!FsEventFromTuple(gd, RelationGetDescr(rel), tuple, event, &key))
+			continue;
+		FsEnsureGroupLoaded(gd, sd->relid);
+		pe = pending_lookup(&key, true);
+		latest = gd->layout != 0 ? FsStateLatest(&key, gd->layout) : DT_NOBEGIN;
+		latest = Max(latest, pe->latest);
+		if (latest != DT_NOBEGIN &&
+			event->time < latest - (int64) FsMaxLatenessMs * 1000)
+		{
+			FsGroupCountLate(gd->group);
+			continue;
+		}
+		(void) note_group(sd->relid, gd);
+		pending_append(pe, gd, event);
+	}
+	pfree(event);
+	return PointerGetDatum(tuple);
+}
+
+/*
+ * Trigger fraudstream.truncate_trigger(), AFTER TRUNCATE: the table's
+ * events are gone, for this session now and for everyone at commit.
+ */
+Datum
+fraudstream_truncate_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	FsSourceDef *sd;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("fraudstream.truncate_trigger() must fire AFTER TRUNCATE")));
+	sd = FsGetSourceDefForRel(trigdata->tg_relation);
+	if (sd == NULL)
+		return PointerGetDatum(NULL);
+	for (int i = 0; i < sd->ngroups; i++)
+	{
+		const FsGroupDef *gd = &sd->groups[i];
+
+		note_group(sd->relid, gd)->truncated = true;
+		if (pending != NULL)
+		{
+			HASH_SEQ_STATUS seq;
+			PendingEntity *pe;
+
+			hash_seq_init(&seq, pending);
+			while ((pe = hash_seq_search(&seq)) != NULL)
+				if (pe->key.group == gd->group)
+				{
+					pe->count = 0;
+					pe->latest = DT_NOBEGIN;
+				}
+		}
+	}
+	return PointerGetDatum(NULL);
+}
+
+/* Append "name": value to a JSON object under construction. */
+static void
+append_feature_json(StringInfo buf, const char *name, FsAgg agg, double value,
+					bool isnull)
+{
+	if (buf->len > 1)
+		appendStringInfoString(buf, ", ");
+	escape_json(buf, name);
+	appendStringInfoString(buf, ": ");
+	if (isnull || isnan(value) || isinf(value))
+		appendStringInfoString(buf, "null");
+	else if (agg == FS_AGG_COUNT || agg == FS_AGG_DISTINCT)
+		appendStringInfo(buf, INT64_FORMAT, (int64) value);
+	else
+	{
+		char	   *text = float8out_internal(value);
+
+		appendStringInfoString(buf, text);
+		pfree(text);
+	}
+}
+
+/*
+ * fraudstream.feature_values(entity_column text, key text, at timestamptz)
+ * returns every feature defined on that entity column, as jsonb, for the
+ * window ending at "at".
+ */
+Datum
+fraudstream_feature_values(PG_FUNCTION_ARGS)
+{
+	char	   *entity_column = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *key_text = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	TimestampTz at = PG_GETARG_TIMESTAMPTZ(2);
+	StringInfoData buf;
+	ListCell   *lc;
+	bool		any = false;
+	FsEvent    *probe = palloc0(FS_EVENT_SIZE(FS_MAX_SLOTS));
+
+	probe->time = at;
+	probe->nullmask = ~(uint32) 0;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	foreach(lc, FsAllSourceDefs())
+	{
+		FsSourceDef *sd = lfirst(lc);
+
+		for (int i = 0; i < sd->ngroups; i++)
+		{
+			const FsGroupDef *gd = &sd->groups[i];
+			Oid			typinput;
+			Oid			typioparam;
+			Datum		value;
+			FsEntityKey key;
+			double	   *result;
+			bool	   *isnull;
+
+			if (strcmp(gd->entity_column, entity_column) != 0)
+				continue;
+			any = true;
+			getTypeInputInfo(gd->entity_typid, &typinput, &typioparam);
+			value = OidInputFunctionCall(typinput, key_text, typioparam, -1);
+			FsEntityKeyFromDatum(gd, value, &key);
+			FsEnsureGroupLoaded(gd, sd->relid);
+
+			result = palloc(sizeof(double) * gd->nfeatures);
+			isnull = palloc(sizeof(bool) * gd->nfeatures);
+			FsOnlineCompute(gd, &key, probe, true, result, isnull);
+			for (int f = 0; f < gd->nfeatures; f++)
+				append_feature_json(&buf, gd->names[f], gd->specs[f].agg,
+									result[f], isnull[f]);
+		}
+	}
+	appendStringInfoChar(&buf, '}');
+	if (!any)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no features are defined on entity column \"%s\"", entity_column),
+				 errhint("See fraudstream.features for the defined features.")));
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
