@@ -14,7 +14,8 @@ OBJS = \
 	src/window.o \
 	src/featurestate.o \
 	src/features.o \
-	src/online.o
+	src/online.o \
+	src/batch.o
 
 DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
 

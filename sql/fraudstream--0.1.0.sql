@@ -147,3 +147,22 @@ CREATE VIEW fraudstream.features AS
 
 COMMENT ON VIEW fraudstream.features IS
 'every feature with the state and counters of its group';
+
+CREATE FUNCTION fraudstream.row_features(source regclass, "row" anyelement)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'fraudstream_row_features'
+LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION fraudstream.row_features(regclass, anyelement) IS
+'the features a row of the source would get if inserted now';
+
+CREATE FUNCTION fraudstream.feature_history(
+    source regclass,
+    key_column text,
+    order_column text DEFAULT NULL)
+RETURNS TABLE (key text, features jsonb)
+AS 'MODULE_PATHNAME', 'fraudstream_feature_history'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION fraudstream.feature_history(regclass, text, text) IS
+'point-in-time features of every row of a source, replayed in arrival order';

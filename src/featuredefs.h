@@ -63,6 +63,17 @@ typedef struct FsSourceDef
 
 extern int	FsMaxLatenessMs;
 
+/*
+ * Whether an event at "time" is too late to count, given its entity's
+ * newest earlier event: late events are not added to the state and get no
+ * features (NULL), since history older than the retention may be gone.
+ */
+static inline bool
+FsEventIsLate(TimestampTz time, TimestampTz latest)
+{
+	return latest != DT_NOBEGIN && time < latest - (int64) FsMaxLatenessMs * 1000;
+}
+
 extern void FsFeaturesInit(void);
 extern FsSourceDef *FsGetSourceDef(Oid relid);
 extern FsSourceDef *FsGetSourceDefForRel(Relation rel);

@@ -103,6 +103,7 @@ static int	n_pending_groups = 0;
 PG_FUNCTION_INFO_V1(fraudstream_feed_trigger);
 PG_FUNCTION_INFO_V1(fraudstream_truncate_trigger);
 PG_FUNCTION_INFO_V1(fraudstream_feature_values);
+PG_FUNCTION_INFO_V1(fraudstream_row_features);
 
 static void
 set_group_locktag(LOCKTAG *tag, Oid relid, AttrNumber attnum)
@@ -479,15 +480,17 @@ FsEnsureGroupLoaded(const FsGroupDef *gd, Oid relid)
 
 /*
  * Features of an event (or, with probe, of a point in time) for an entity:
- * stored events plus this session's pending ones.
+ * stored events plus this session's pending ones.  A late event gets no
+ * features (FsEventIsLate).  Returns whether the event is late.
  */
-void
+bool
 FsOnlineCompute(const FsGroupDef *gd, const FsEntityKey *key,
 				const FsEvent *event, bool probe, double *result, bool *isnull)
 {
 	PendingEntity *pe = pending_lookup(key, false);
 	FsEventRun	run;
-	TimestampTz latest;
+	TimestampTz latest = DT_NOBEGIN;
+	bool		late;
 
 	if (pe != NULL && pe->layout == gd->layout)
 	{
@@ -502,6 +505,12 @@ FsOnlineCompute(const FsGroupDef *gd, const FsEntityKey *key,
 	else
 		FsWindowCompute(gd->specs, gd->nfeatures, gd->event_size, &run,
 						run.count > 0 ? 1 : 0, event, probe, result, isnull);
+	if (pe != NULL && pe->count > 0)
+		latest = Max(latest, pe->latest);
+	late = !probe && FsEventIsLate(event->time, latest);
+	if (late)
+		memset(isnull, true, sizeof(bool) * gd->nfeatures);
+	return late;
 }
 
 /*
@@ -543,9 +552,7 @@ fraudstream_feed_trigger(PG_FUNCTION_ARGS)
 		FsEnsureGroupLoaded(gd, sd->relid);
 		pe = pending_lookup(&key, true);
 		latest = gd->layout != 0 ? FsStateLatest(&key, gd->layout) : DT_NOBEGIN;
-		latest = Max(latest, pe->latest);
-		if (latest != DT_NOBEGIN &&
-			event->time < latest - (int64) FsMaxLatenessMs * 1000)
+		if (FsEventIsLate(event->time, Max(latest, pe->latest)))
 		{
 			FsGroupCountLate(gd->group);
 			continue;
@@ -597,8 +604,8 @@ fraudstream_truncate_trigger(PG_FUNCTION_ARGS)
 }
 
 /* Append "name": value to a JSON object under construction. */
-static void
-append_feature_json(StringInfo buf, const char *name, FsAgg agg, double value,
+void
+FsAppendFeatureJson(StringInfo buf, const char *name, FsAgg agg, double value,
 					bool isnull)
 {
 	if (buf->len > 1)
@@ -665,7 +672,7 @@ fraudstream_feature_values(PG_FUNCTION_ARGS)
 			isnull = palloc(sizeof(bool) * gd->nfeatures);
 			FsOnlineCompute(gd, &key, probe, true, result, isnull);
 			for (int f = 0; f < gd->nfeatures; f++)
-				append_feature_json(&buf, gd->names[f], gd->specs[f].agg,
+				FsAppendFeatureJson(&buf, gd->names[f], gd->specs[f].agg,
 									result[f], isnull[f]);
 		}
 	}
@@ -675,5 +682,63 @@ fraudstream_feature_values(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("no features are defined on entity column \"%s\"", entity_column),
 				 errhint("See fraudstream.features for the defined features.")));
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+/*
+ * fraudstream.row_features(source regclass, row anyelement) returns the
+ * features a row of the source would get if it were inserted now: the
+ * online values, including the session's own uncommitted events.
+ */
+Datum
+fraudstream_row_features(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	HeapTupleHeader row = PG_GETARG_HEAPTUPLEHEADER(1);
+	HeapTupleData tuple;
+	FsSourceDef *sd = FsGetSourceDef(relid);
+	Relation	rel;
+	StringInfoData buf;
+	FsEvent    *event = palloc(FS_EVENT_SIZE(FS_MAX_SLOTS));
+
+	if (sd == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("no features are defined on \"%s\"", get_rel_name(relid)),
+				 errhint("Define them with fraudstream.create_feature().")));
+	rel = table_open(relid, AccessShareLock);
+	if (HeapTupleHeaderGetTypeId(row) != rel->rd_rel->reltype)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("row is not of the row type of \"%s\"", RelationGetRelationName(rel)),
+				 errhint("Pass a row of the source table, e.g. ROW(...)::%s.",
+						 RelationGetRelationName(rel))));
+	tuple.t_len = HeapTupleHeaderGetDatumLength(row);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = relid;
+	tuple.t_data = row;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (int i = 0; i < sd->ngroups; i++)
+	{
+		const FsGroupDef *gd = &sd->groups[i];
+		FsEntityKey key;
+		double	   *result = palloc(sizeof(double) * gd->nfeatures);
+		bool	   *isnull = palloc(sizeof(bool) * gd->nfeatures);
+		bool		is_event = FsEventFromTuple(gd, RelationGetDescr(rel), &tuple,
+												event, &key);
+
+		if (is_event)
+		{
+			FsEnsureGroupLoaded(gd, relid);
+			FsOnlineCompute(gd, &key, event, false, result, isnull);
+		}
+		for (int f = 0; f < gd->nfeatures; f++)
+			FsAppendFeatureJson(&buf, gd->names[f], gd->specs[f].agg,
+								result[f], !is_event || isnull[f]);
+	}
+	appendStringInfoChar(&buf, '}');
+	table_close(rel, AccessShareLock);
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 }

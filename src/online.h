@@ -10,11 +10,14 @@
 #define FRAUDSTREAM_ONLINE_H
 
 #include "featuredefs.h"
+#include "lib/stringinfo.h"
 
 extern void FsOnlineInit(void);
-extern void FsOnlineCompute(const FsGroupDef *gd, const FsEntityKey *key,
+extern bool FsOnlineCompute(const FsGroupDef *gd, const FsEntityKey *key,
 							const FsEvent *event, bool probe,
 							double *result, bool *isnull);
 extern void FsEnsureGroupLoaded(const FsGroupDef *gd, Oid relid);
+extern void FsAppendFeatureJson(StringInfo buf, const char *name, FsAgg agg,
+								double value, bool isnull);
 
 #endif							/* FRAUDSTREAM_ONLINE_H */

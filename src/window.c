@@ -30,6 +30,10 @@
  *					between them is counted as at least 1 second; NULL if
  *					either position is missing or no such event is in the window
  *
+ * An event later than fraudstream.max_lateness behind its entity's newest
+ * event is not counted and gets no features (all NULL): see
+ * FsEventIsLate.
+ *
  * Ties: among events with the same time, the one that arrived last is the
  * latest.  Sums, averages and deviations use the same Youngs-Cramer
  * accumulation as PostgreSQL's float8 aggregates.
