@@ -131,6 +131,16 @@ note_group(Oid relid, const FsGroupDef *gd)
 	return &pending_groups[n_pending_groups++];
 }
 
+/* Whether this transaction truncated the group's table (its state is gone). */
+static bool
+truncated_in_xact(int group)
+{
+	for (int i = 0; i < n_pending_groups; i++)
+		if (pending_groups[i].group == group)
+			return pending_groups[i].truncated;
+	return false;
+}
+
 static void
 reset_pending(void)
 {
@@ -499,7 +509,7 @@ FsOnlineCompute(const FsGroupDef *gd, const FsEntityKey *key,
 	}
 	else
 		run.count = 0;
-	if (gd->layout != 0)
+	if (gd->layout != 0 && !truncated_in_xact(gd->group))
 		(void) FsStateCompute(key, gd->layout, &run, gd->specs, gd->nfeatures,
 							  event, probe, result, isnull, &latest);
 	else
@@ -551,7 +561,8 @@ fraudstream_feed_trigger(PG_FUNCTION_ARGS)
 			continue;
 		FsEnsureGroupLoaded(gd, sd->relid);
 		pe = pending_lookup(&key, true);
-		latest = gd->layout != 0 ? FsStateLatest(&key, gd->layout) : DT_NOBEGIN;
+		latest = (gd->layout != 0 && !truncated_in_xact(gd->group))
+			? FsStateLatest(&key, gd->layout) : DT_NOBEGIN;
 		if (FsEventIsLate(event->time, Max(latest, pe->latest)))
 		{
 			FsGroupCountLate(gd->group);

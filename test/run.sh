@@ -57,11 +57,16 @@ finish() {
     exit 0
 }
 
-# Count "... ok" and "... FAILED" lines of pg_regress-style output.
-count_regress() {               # count_regress LAYER LOGFILE
+# Count "... ok" and "... FAILED" lines of pg_regress-style output; a run
+# that failed without such a line (it could not even diff) counts as one
+# failure.
+count_regress() {               # count_regress LAYER LOGFILE STATUS
     local ok bad
     ok=$(grep -cE '\.\.\. ok|^ok ' "$2")
     bad=$(grep -cE '\.\.\. FAILED|^not ok ' "$2")
+    if [ "$3" -ne 0 ] && [ "$bad" -eq 0 ]; then
+        bad=1
+    fi
     record "$1" "$ok" "$bad"
 }
 
@@ -87,8 +92,9 @@ run_regress() {
         --outputdir="$W/regress" --bindir="$PG_BINDIR" --host="$PGHOST" \
         --port="$PGPORT" --dbname=contrib_regression --load-extension=fraudstream \
         $tests 2>&1 | tee "$W/regress.log"
+    local status=${PIPESTATUS[0]}
     [ ! -s "$W/regress/regression.diffs" ] || cat "$W/regress/regression.diffs"
-    count_regress pg_regress "$W/regress.log"
+    count_regress pg_regress "$W/regress.log" "$status"
 }
 
 run_isolation() {
@@ -99,8 +105,9 @@ run_isolation() {
         --inputdir="$W/src/test/isolation" --outputdir="$W/isolation" \
         --bindir="$PG_BINDIR" --host="$PGHOST" --port="$PGPORT" \
         --dbname=isolation_regression $specs 2>&1 | tee "$W/isolation.log"
+    local status=${PIPESTATUS[0]}
     [ ! -s "$W/isolation/regression.diffs" ] || cat "$W/isolation/regression.diffs"
-    count_regress isolation "$W/isolation.log"
+    count_regress isolation "$W/isolation.log" "$status"
 }
 
 run_pgtap() {

@@ -1,0 +1,127 @@
+--
+-- Feature definitions: the SQL surface, its errors, and what feeds the
+-- state (INSERT, multi-row INSERT, COPY, savepoints, TRUNCATE).
+--
+CREATE TABLE txn (
+    id      bigserial PRIMARY KEY,
+    card    text,
+    account bigint,
+    ts      timestamptz,
+    amount  numeric(12,2),
+    device  text,
+    lat     float8,
+    lon     float8,
+    pos     point
+);
+
+SELECT fraudstream.create_feature('card_count_1h', 'txn', 'card', 'count', '1 hour');
+SELECT fraudstream.create_feature('card_amount_1h', 'txn', 'card', 'sum', '1 hour',
+                                  value_column => 'amount');
+SELECT fraudstream.create_feature('card_devices_1d', 'txn', 'card', 'distinct', '1 day', 'device');
+SELECT fraudstream.create_feature('card_speed_1d', 'txn', 'card', 'geo_velocity', '1 day');
+SELECT fraudstream.create_feature('card_since_1d', 'txn', 'card', 'since_last', '1 day');
+SELECT fraudstream.create_feature('account_max_1d', 'txn', 'account', 'max', '1 day', 'amount');
+
+SELECT name, source, entity_column, time_column, agg, window_length, value_column,
+       lat_column, lon_column, status
+  FROM fraudstream.features ORDER BY name;
+
+-- errors
+SELECT fraudstream.create_feature('card_count_1h', 'txn', 'card', 'count', '1 hour');
+SELECT fraudstream.create_feature('Bad-Name', 'txn', 'card', 'count', '1 hour');
+SELECT fraudstream.create_feature('f', 'txn', 'card', 'median', '1 hour');
+SELECT fraudstream.create_feature('f', 'txn', 'no_such', 'count', '1 hour');
+SELECT fraudstream.create_feature('f', 'txn', 'amount', 'count', '1 hour');
+SELECT fraudstream.create_feature('f', 'txn', 'card', 'sum', '1 hour');
+SELECT fraudstream.create_feature('f', 'txn', 'card', 'sum', '1 hour', 'device');
+SELECT fraudstream.create_feature('f', 'txn', 'card', 'distinct', '1 hour', 'pos');
+SELECT fraudstream.create_feature('f', 'txn', 'card', 'sum', '1 hour', 'no_such');
+SELECT fraudstream.create_feature('f', 'txn', 'card', 'count', '0 seconds');
+SELECT fraudstream.create_feature('f', 'txn', 'card', 'count', '-1 hour');
+SELECT fraudstream.create_feature('f', 'txn', 'card', 'count', '1 month');
+SELECT fraudstream.create_feature('f', 'txn', 'card', 'since_last', '1 hour', 'amount');
+SELECT fraudstream.create_feature('f', 'txn', 'card', 'geo_velocity', '1 hour', 'amount');
+SELECT fraudstream.create_feature('f', 'txn', 'card', 'avg', '1 hour', 'amount', lat_column => 'lat');
+SELECT fraudstream.create_feature('f', 'txn', 'card', 'count', '1 hour', time_column => 'card');
+SELECT fraudstream.create_feature('f', 'txn', 'card', 'count', NULL);
+CREATE VIEW txn_view AS SELECT * FROM txn;
+SELECT fraudstream.create_feature('f', 'txn_view', 'card', 'count', '1 hour');
+CREATE TABLE two_times (k text, a timestamptz, b timestamptz);
+SELECT fraudstream.create_feature('f', 'two_times', 'k', 'count', '1 hour');
+SELECT fraudstream.create_feature('f', 'two_times', 'k', 'count', '1 hour', time_column => 'b');
+SELECT fraudstream.drop_feature('f');
+SELECT fraudstream.drop_feature('no_such_feature');
+
+-- every way of inserting feeds the state
+INSERT INTO txn (card, account, ts, amount, device, lat, lon) VALUES
+    ('c1', 1, '2026-03-01 10:00:00+00', 10.00, 'd1', 48.8566, 2.3522);
+INSERT INTO txn (card, account, ts, amount, device, lat, lon) VALUES
+    ('c1', 1, '2026-03-01 10:10:00+00', 20.00, 'd2', 48.8566, 2.3522),
+    ('c2', 1, '2026-03-01 10:15:00+00', 500.00, 'd9', 40.7128, -74.0060);
+COPY txn (card, account, ts, amount, device, lat, lon) FROM stdin;
+c1	1	2026-03-01 10:20:00+00	30.00	d1	51.5074	-0.1278
+c1	2	2026-03-01 10:25:00+00	\N	\N	\N	\N
+\.
+SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 10:30:00+00');
+SELECT fraudstream.feature_values('account', '1', '2026-03-01 10:30:00+00');
+-- the window is (at - 1 hour, at]
+SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 11:10:00+00') -> 'card_count_1h';
+SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 11:09:59+00') -> 'card_count_1h';
+-- a card without events
+SELECT fraudstream.feature_values('card', 'nobody', '2026-03-01 10:30:00+00');
+
+-- what a new row would get, without inserting it
+SELECT fraudstream.row_features('txn',
+    ROW(0, 'c1', 1, '2026-03-01 10:26:00+00', 70.00, 'd3', 48.8566, 2.3522, NULL)::txn);
+
+-- a rolled-back savepoint takes its events with it; the transaction sees its own
+BEGIN;
+INSERT INTO txn (card, ts, amount) VALUES ('c1', '2026-03-01 10:27:00+00', 1.00);
+SAVEPOINT s;
+INSERT INTO txn (card, ts, amount) VALUES ('c1', '2026-03-01 10:28:00+00', 1000.00);
+SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 10:30:00+00') -> 'card_amount_1h';
+ROLLBACK TO SAVEPOINT s;
+SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 10:30:00+00') -> 'card_amount_1h';
+ROLLBACK;
+SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 10:30:00+00') -> 'card_amount_1h';
+
+-- rows without an entity or a time are no events
+INSERT INTO txn (card, ts, amount) VALUES (NULL, '2026-03-01 10:29:00+00', 5.00),
+                                          ('c1', NULL, 5.00);
+SELECT name, entities, events, late_events FROM fraudstream.features
+ WHERE name IN ('card_count_1h', 'account_max_1d') ORDER BY name;
+
+-- a late event (beyond fraudstream.max_lateness, 5 minutes) is counted and ignored
+SHOW fraudstream.max_lateness;
+INSERT INTO txn (card, ts, amount) VALUES ('c1', '2026-03-01 09:00:00+00', 99.00);
+SELECT late_events FROM fraudstream.features WHERE name = 'card_count_1h';
+SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 10:30:00+00') -> 'card_count_1h';
+
+-- errors of the query functions
+SELECT fraudstream.feature_values('no_such_column', 'c1');
+SELECT fraudstream.feature_values('account', 'not a number');
+SELECT fraudstream.row_features('two_times', ROW('k', now(), now())::two_times);
+SELECT fraudstream.row_features('txn', ROW('k', now(), now())::two_times);
+SELECT * FROM fraudstream.feature_history('txn', NULL);
+SELECT * FROM fraudstream.feature_history('txn', 'no_such');
+
+-- the batch path replays history: a row sees only the rows before it
+SELECT key, features -> 'card_count_1h' AS card_count_1h,
+       features -> 'card_amount_1h' AS card_amount_1h
+  FROM fraudstream.feature_history('txn', 'id', 'id') ORDER BY key::int;
+
+-- TRUNCATE clears the state, at commit
+BEGIN;
+TRUNCATE txn;
+SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 10:30:00+00') -> 'card_count_1h';
+ROLLBACK;
+SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 10:30:00+00') -> 'card_count_1h';
+TRUNCATE txn;
+SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 10:30:00+00') -> 'card_count_1h';
+SELECT entities FROM fraudstream.features WHERE name = 'card_count_1h';
+
+-- the last feature of a table takes its triggers with it
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'txn'::regclass ORDER BY tgname;
+SELECT fraudstream.drop_feature(name) FROM fraudstream.feature_definitions ORDER BY name;
+SELECT tgname FROM pg_trigger WHERE tgrelid = 'txn'::regclass ORDER BY tgname;
+SELECT count(*) FROM fraudstream.features;
