@@ -96,7 +96,8 @@ fs_stop_servers() {
 
 fs_clean_state() {
     fs_stop_servers
-    rm -rf "$W"
+    # A server just stopped may still be closing files: retry once.
+    rm -rf "$W" 2>/dev/null || { sleep 1; rm -rf "$W"; }
     mkdir -p "$W"
     chmod 755 "$W"
 }
