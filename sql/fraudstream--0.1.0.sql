@@ -25,6 +25,8 @@ CREATE VIEW fraudstream.memory AS
 COMMENT ON VIEW fraudstream.memory IS
 'shared memory reserved by fraudstream at server start, per area';
 
+GRANT SELECT ON fraudstream.memory TO PUBLIC;
+
 --
 -- Sliding-window features
 --
@@ -147,6 +149,8 @@ CREATE VIEW fraudstream.features AS
 
 COMMENT ON VIEW fraudstream.features IS
 'every feature with the state and counters of its group';
+
+GRANT SELECT ON fraudstream.features TO PUBLIC;
 
 CREATE FUNCTION fraudstream.row_features(source regclass, "row" anyelement)
 RETURNS jsonb

@@ -23,8 +23,9 @@
  * to types whose equal values have one binary form (integers, text,
  * varchar, uuid, inet, bytea).
  *
- * Locking: the cache is backend-local.  The catalog is read with SPI under
- * the caller's snapshot; writers take ShareRowExclusiveLock on it, so that
+ * Locking: the cache is backend-local.  The catalog is read with SPI in
+ * read-write mode, so that a fresh snapshot sees the definitions this
+ * transaction just wrote; writers take ShareRowExclusiveLock on it, so that
  * two sessions cannot both create the same feature name.
  *
  *-------------------------------------------------------------------------
@@ -422,7 +423,7 @@ load_definitions(void)
 					  "window_length, "
 					  "value_column::text, lat_column::text, lon_column::text "
 					  "FROM fraudstream.feature_definitions "
-					  "ORDER BY source, entity_column, name", true, 0);
+					  "ORDER BY source, entity_column, name", false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read fraudstream.feature_definitions: %s",
 			 SPI_result_code_string(ret));

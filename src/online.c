@@ -54,6 +54,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/float.h"
 #include "utils/hsearch.h"
@@ -614,6 +615,19 @@ fraudstream_truncate_trigger(PG_FUNCTION_ARGS)
 	return PointerGetDatum(NULL);
 }
 
+/*
+ * Features summarize a source's rows: reading them needs the right to
+ * read the source.
+ */
+static void
+check_source_readable(Oid relid)
+{
+	AclResult	aclresult = pg_class_aclcheck(relid, GetUserId(), ACL_SELECT);
+
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_TABLE, get_rel_name(relid));
+}
+
 /* Append "name": value to a JSON object under construction. */
 void
 FsAppendFeatureJson(StringInfo buf, const char *name, FsAgg agg, double value,
@@ -674,6 +688,7 @@ fraudstream_feature_values(PG_FUNCTION_ARGS)
 			if (strcmp(gd->entity_column, entity_column) != 0)
 				continue;
 			any = true;
+			check_source_readable(sd->relid);
 			getTypeInputInfo(gd->entity_typid, &typinput, &typioparam);
 			value = OidInputFunctionCall(typinput, key_text, typioparam, -1);
 			FsEntityKeyFromDatum(gd, value, &key);
@@ -717,6 +732,7 @@ fraudstream_row_features(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("no features are defined on \"%s\"", get_rel_name(relid)),
 				 errhint("Define them with fraudstream.create_feature().")));
+	check_source_readable(relid);
 	rel = table_open(relid, AccessShareLock);
 	if (HeapTupleHeaderGetTypeId(row) != rel->rd_rel->reltype)
 		ereport(ERROR,

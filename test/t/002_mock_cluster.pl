@@ -263,13 +263,11 @@ $r = metadata($bootstrap);
 isnt($r->{rc}, 0, 'with broker 1 down the metadata request fails') or show($r);
 like($r->{err}, qr/Failed to acquire metadata|Connection refused/,
 	'with broker 1 down kcat reports the unreachable broker');
-cmp_ok($r->{secs}, '<', 15, 'with broker 1 down the metadata failure comes within 15 s');
 
 $r = produce($bootstrap, 0, 'lost-while-down');
 isnt($r->{rc}, 0, 'with broker 1 down producing fails') or show($r);
 like($r->{err}, qr/brokers are down|Connection refused|Delivery failed/,
 	'with broker 1 down kcat reports why producing failed');
-cmp_ok($r->{secs}, '<', 15, 'with broker 1 down the produce failure comes within 15 s');
 
 is(cmd($mock, 'up 1'), 'ok', 'up 1 accepted');
 

@@ -1,0 +1,77 @@
+-- Feature API contracts: signatures and labels, the catalog, and who may
+-- define and read features.
+BEGIN;
+CREATE EXTENSION IF NOT EXISTS fraudstream;
+SELECT plan(19);
+
+SELECT has_function('fraudstream', 'create_feature',
+    ARRAY['text', 'regclass', 'text', 'text', 'interval', 'text', 'text', 'text', 'text']);
+SELECT has_function('fraudstream', 'drop_feature', ARRAY['text']);
+SELECT has_function('fraudstream', 'feature_values', ARRAY['text', 'text', 'timestamp with time zone']);
+SELECT has_function('fraudstream', 'row_features', ARRAY['regclass', 'anyelement']);
+SELECT has_function('fraudstream', 'feature_history', ARRAY['regclass', 'text', 'text']);
+SELECT volatility_is('fraudstream', 'feature_values', ARRAY['text', 'text', 'timestamp with time zone'], 'stable');
+SELECT has_table('fraudstream', 'feature_definitions', 'the feature catalog exists');
+SELECT col_is_pk('fraudstream', 'feature_definitions', 'name', 'feature names are unique');
+SELECT has_view('fraudstream', 'features', 'the features view exists');
+SELECT has_role('fraudstream_admin', 'the extension created fraudstream_admin');
+
+-- Roles for the rest of the test; rolled back with it.
+CREATE ROLE fs_test_outsider;
+CREATE ROLE fs_test_admin IN ROLE fraudstream_admin;
+CREATE ROLE fs_test_reader;
+CREATE TABLE public.fs_test_txn (card text, ts timestamptz, amount numeric);
+GRANT SELECT ON public.fs_test_txn TO fs_test_reader;
+GRANT USAGE ON SCHEMA fraudstream TO fs_test_outsider, fs_test_admin, fs_test_reader;
+
+SET ROLE fs_test_outsider;
+SELECT throws_ok(
+    $$SELECT fraudstream.create_feature('t_count', 'public.fs_test_txn', 'card', 'count', '1 hour')$$,
+    '42501', NULL, 'a role outside fraudstream_admin cannot define features');
+RESET ROLE;
+
+SET ROLE fs_test_admin;
+SELECT throws_ok(
+    $$SELECT fraudstream.create_feature('t_count', 'public.fs_test_txn', 'card', 'count', '1 hour')$$,
+    '42501', 'permission denied for table fs_test_txn',
+    'fraudstream_admin still needs the TRIGGER privilege on the source');
+RESET ROLE;
+
+GRANT TRIGGER ON public.fs_test_txn TO fs_test_admin;
+SET ROLE fs_test_admin;
+SELECT lives_ok(
+    $$SELECT fraudstream.create_feature('t_count', 'public.fs_test_txn', 'card', 'count', '1 hour')$$,
+    'fraudstream_admin with TRIGGER on the source defines a feature');
+RESET ROLE;
+
+SELECT is((SELECT count(*)::int FROM pg_trigger
+            WHERE tgrelid = 'public.fs_test_txn'::regclass AND tgname LIKE 'zz_fraudstream_%'),
+          2, 'the source got its feed and truncate triggers');
+
+INSERT INTO public.fs_test_txn VALUES ('c1', '2026-03-01 10:00+00', 1);
+
+SET ROLE fs_test_outsider;
+SELECT throws_ok(
+    $$SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 10:30+00')$$,
+    '42501', 'permission denied for table fs_test_txn',
+    'reading features needs SELECT on the source');
+SELECT throws_ok(
+    $$SELECT fraudstream.drop_feature('t_count')$$,
+    '42501', NULL, 'a role outside fraudstream_admin cannot drop features');
+RESET ROLE;
+
+SET ROLE fs_test_reader;
+SELECT is(fraudstream.feature_values('card', 'c1', '2026-03-01 10:30+00'),
+          '{"t_count": 1}'::jsonb, 'a reader of the source reads its features');
+SELECT is((SELECT count(*)::int FROM fraudstream.features), 1,
+          'anyone can list the defined features');
+RESET ROLE;
+
+SELECT is((SELECT count(*)::int FROM pg_proc p
+            JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
+            JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'fraudstream'
+           WHERE p.prosecdef),
+          0, 'no feature function runs as SECURITY DEFINER');
+
+SELECT * FROM finish();
+ROLLBACK;
