@@ -125,3 +125,13 @@ SELECT tgname FROM pg_trigger WHERE tgrelid = 'txn'::regclass ORDER BY tgname;
 SELECT fraudstream.drop_feature(name) FROM fraudstream.feature_definitions ORDER BY name;
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'txn'::regclass ORDER BY tgname;
 SELECT count(*) FROM fraudstream.features;
+
+-- dropping a source drops its features (and frees their state)
+CREATE TABLE doomed (k text, ts timestamptz);
+SELECT fraudstream.create_feature('doomed_count', 'doomed', 'k', 'count', '1 hour');
+INSERT INTO doomed VALUES ('k1', '2026-03-01 10:00+00');
+SELECT count(*) FROM fraudstream.features WHERE name = 'doomed_count';
+DROP TABLE doomed;
+SELECT count(*) FROM fraudstream.feature_definitions WHERE name = 'doomed_count';
+SELECT fraudstream.create_feature('doomed_count', 'txn', 'card', 'count', '1 hour');
+SELECT fraudstream.drop_feature('doomed_count');

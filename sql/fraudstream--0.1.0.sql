@@ -170,3 +170,32 @@ LANGUAGE C STABLE PARALLEL RESTRICTED;
 
 COMMENT ON FUNCTION fraudstream.feature_history(regclass, text, text) IS
 'point-in-time features of every row of a source, replayed in arrival order';
+
+-- Features of a dropped table go with it.
+CREATE FUNCTION fraudstream.drop_orphan_features()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    orphan text;
+BEGIN
+    FOR orphan IN
+        SELECT d.name
+          FROM fraudstream.feature_definitions d
+          JOIN pg_catalog.pg_event_trigger_dropped_objects() o
+            ON o.objid = d.source::pg_catalog.oid
+         WHERE o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND o.objsubid = 0
+    LOOP
+        PERFORM fraudstream.drop_feature(orphan);
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION fraudstream.drop_orphan_features() IS
+'event trigger function: drops the features of dropped source tables';
+
+CREATE EVENT TRIGGER fraudstream_drop_orphan_features ON sql_drop
+    EXECUTE FUNCTION fraudstream.drop_orphan_features();

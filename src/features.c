@@ -106,10 +106,11 @@ features_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 			for (int i = 0; i < n_groups_to_free; i++)
 			{
-				int			group = FsGroupFind(groups_to_free[i].relid,
-												groups_to_free[i].attnum);
+				int			group;
 
-				if (group >= 0)
+				/* attnum 0 (a dropped table): every group of the table */
+				while ((group = FsGroupFind(groups_to_free[i].relid,
+											groups_to_free[i].attnum)) >= 0)
 					FsGroupClear(group, true);
 			}
 			FsBumpCatalogGeneration();

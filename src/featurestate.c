@@ -508,7 +508,10 @@ FsGroupLookup(Oid relid, int16 entity_attnum, uint32 layout, int nslots,
 	return found;
 }
 
-/* The slot of (relid, entity column) in this database, or -1. */
+/*
+ * The slot of (relid, entity column) in this database, or -1; entity
+ * column InvalidAttrNumber matches any group of the table.
+ */
 int
 FsGroupFind(Oid relid, int16 entity_attnum)
 {
@@ -521,7 +524,7 @@ FsGroupFind(Oid relid, int16 entity_attnum)
 
 		if (pg_atomic_read_u32(&slot->status) != FS_GROUP_FREE &&
 			slot->dbid == MyDatabaseId && slot->relid == relid &&
-			slot->entity_attnum == entity_attnum)
+			(entity_attnum == InvalidAttrNumber || slot->entity_attnum == entity_attnum))
 			found = g;
 	}
 	LWLockRelease(&state_locks[FS_GROUP_LOCK].lock);

@@ -71,7 +71,7 @@ SELECT is((SELECT count(*)::int FROM pg_proc p
             JOIN pg_depend d ON d.objid = p.oid AND d.deptype = 'e'
             JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'fraudstream'
            WHERE p.prosecdef),
-          0, 'no feature function runs as SECURITY DEFINER');
+          1, 'only the event trigger that drops orphan features runs as SECURITY DEFINER');
 
 SELECT * FROM finish();
 ROLLBACK;
