@@ -54,13 +54,19 @@ window_sql="SELECT id, count(*) OVER w AS c, sum(amount) OVER w AS s, avg(amount
                          RANGE BETWEEN '1 hour' PRECEDING AND CURRENT ROW)"
 batch_sql="SELECT key, features FROM fraudstream.feature_history('hist', 'id', 'ts')"
 
-# The same values: compare the totals of every feature.
+# The same values, row by row (relative tolerance 1e-9).
 check=$(psql_q -c "
-WITH w AS ($window_sql), b AS ($batch_sql)
-SELECT (SELECT sum(c) FROM w) = (SELECT sum((features->>'b_count')::bigint) FROM b)
-   AND abs((SELECT sum(s) FROM w) - (SELECT sum((features->>'b_sum')::float8) FROM b))
-       <= 1e-6 * (SELECT sum(s) FROM w)
-   AND abs((SELECT sum(mx) FROM w) - (SELECT sum((features->>'b_max')::float8) FROM b)) < 1e-6")
+CREATE TEMP TABLE w AS $window_sql;
+CREATE TEMP TABLE b AS SELECT key::bigint AS id, features AS f FROM ($batch_sql) x;
+ANALYZE w; ANALYZE b;
+SELECT count(*) = $BATCH_ROWS AND count(*) FILTER (WHERE
+        w.c <> (f->>'b_count')::bigint
+     OR abs(w.s - (f->>'b_sum')::float8) > 1e-9 * greatest(1, abs(w.s))
+     OR abs(w.a - (f->>'b_avg')::float8) > 1e-9 * greatest(1, abs(w.a))
+     OR coalesce(abs(w.sd - (f->>'b_sd')::float8) > 1e-9 * greatest(1, abs(w.sd)),
+                 (w.sd IS NULL) <> (f->'b_sd' = 'null'))
+     OR w.mx <> (f->>'b_max')::float8) = 0
+  FROM w JOIN b USING (id)" | tail -1)
 echo "same values: $check"
 
 # Aggregate every output column, or the planner drops unused window functions.
