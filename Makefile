@@ -10,7 +10,15 @@ EXTVERSION = $(shell sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\([^']*
 MODULE_big = fraudstream
 OBJS = \
 	src/fraudstream.o \
-	src/shmem.o
+	src/shmem.o \
+	src/stats.o \
+	src/kafka.o \
+	src/decode.o \
+	src/sink.o \
+	src/worker.o \
+	src/launcher.o \
+	src/ring.o \
+	src/source.o
 
 DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
 

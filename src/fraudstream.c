@@ -24,7 +24,13 @@
 #include "utils/guc.h"
 
 #include "fraudstream.h"
+#include "decode.h"
+#include "kafka.h"
+#include "launcher.h"
+#include "ring.h"
 #include "shmem.h"
+#include "stats.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -47,6 +53,14 @@ _PG_init(void)
 
 	if (FsLoadedAtStartup)
 		FsShmemInit();
+
+	/* rings and Kafka sources */
+	FsStatsInit();
+	FsKafkaInit();
+	FsDecodeInit();
+	FsWorkerInit();
+	FsRingInit();
+	FsLauncherInit();
 }
 
 /*
