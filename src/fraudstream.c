@@ -49,8 +49,6 @@ _PG_init(void)
 {
 	FsLoadedAtStartup = process_shared_preload_libraries_in_progress;
 
-	MarkGUCPrefixReserved("fraudstream");
-
 	if (FsLoadedAtStartup)
 		FsShmemInit();
 
@@ -61,6 +59,9 @@ _PG_init(void)
 	FsWorkerInit();
 	FsRingInit();
 	FsLauncherInit();
+
+	/* last: reserving the prefix drops placeholders not defined above */
+	MarkGUCPrefixReserved("fraudstream");
 }
 
 /*
