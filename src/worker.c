@@ -436,7 +436,8 @@ error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 		W.callback_error->sqlerrcode = ERRCODE_CONNECTION_FAILURE;
 		W.callback_error->message = psprintf("fatal Kafka consumer error: %s", fatal);
 	}
-	else if (err != (int) W.last_err && !W.brokers_down)
+	else if (err != (int) W.last_err && !W.brokers_down &&
+			 err != RD_KAFKA_RESP_ERR__TRANSPORT)
 		ereport(LOG,
 				(errmsg("fraudstream source \"%s\": Kafka error, retrying", W.name),
 				 errdetail("librdkafka: %s", msg)));
@@ -571,10 +572,33 @@ choose_offsets(void *arg)
 					 errdetail("librdkafka: %s", rd_kafka_err2str(err))));
 		}
 		for (int j = 0; j < bytime->cnt; j++)
+		{
+			int64		off = bytime->elems[j].offset;
+
+			/*
+			 * No message at or after the time: start at the current end as
+			 * a concrete offset, so that messages produced meanwhile are
+			 * not skipped as a logical "end" would.
+			 */
+			if (off < 0)
+			{
+				int64		lo,
+							hi;
+
+				err = rd_kafka_query_watermark_offsets(W.rk, W.topic,
+													   bytime->elems[j].partition,
+													   &lo, &hi, 10000);
+				if (err)
+					ereport(ERROR,
+							(errcode(ERRCODE_CONNECTION_FAILURE),
+							 errmsg("fraudstream source \"%s\": could not look up the end of a partition", W.name),
+							 errdetail("librdkafka: %s", rd_kafka_err2str(err))));
+				off = hi;
+			}
 			for (int i = 0; i < parts->cnt; i++)
 				if (parts->elems[i].partition == bytime->elems[j].partition)
-					parts->elems[i].offset = bytime->elems[j].offset >= 0 ?
-						bytime->elems[j].offset : RD_KAFKA_OFFSET_END;
+					parts->elems[i].offset = off;
+		}
 	}
 	rd_kafka_topic_partition_list_destroy(bytime);
 }
@@ -920,20 +944,19 @@ check_callback_error(void)
  * ---------------------------------------------------------------------
  */
 
-/* On exit: release librdkafka and the slot. */
+/*
+ * On exit: release the slot.  librdkafka is not destroyed here: this runs
+ * after an error or on postmaster death, possibly from inside a
+ * librdkafka callback, where rd_kafka_destroy can wait forever on
+ * librdkafka's own locks.  The process exit closes its connections; the
+ * group coordinator notices the member's departure after
+ * session.timeout.ms.  A clean stop (SIGTERM) leaves the group in
+ * stop_consumer instead.
+ */
 static void
 worker_exit(int code, Datum arg)
 {
-	if (W.rk)
-	{
-		rd_kafka_t *rk = W.rk;
-
-		W.closing = true;
-		W.rk = NULL;
-		if (W.queue)
-			rd_kafka_queue_destroy(W.queue);
-		rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-	}
+	W.closing = true;
 	if (W.slot)
 	{
 		SpinLockAcquire(&W.slot->mutex);
