@@ -40,6 +40,7 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_type.h"
 #include "parser/parser.h"
 #include "pgstat.h"
 #include "storage/lmgr.h"
@@ -138,17 +139,24 @@ run_sql(const char *sql)
 		elog(ERROR, "SPI_execute failed (%d): %s", rc, sql);
 }
 
+/* Type of the column named "column" in a CREATE TABLE's column list. */
 static Oid
-column_type(Oid relid, const char *column, const char *what)
+column_type(CreateStmt *stmt, const char *column, const char *what)
 {
-	AttrNumber	attnum = get_attnum(relid, column);
+	ListCell   *lc;
 
-	if (attnum == InvalidAttrNumber)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("%s \"%s\" is not a column of the ring", what, column),
-				 errhint("Name one of the columns given in the column list.")));
-	return get_atttype(relid, attnum);
+	foreach(lc, stmt->tableElts)
+	{
+		ColumnDef  *def = (ColumnDef *) lfirst(lc);
+
+		if (IsA(def, ColumnDef) && strcmp(def->colname, column) == 0)
+			return typenameTypeId(NULL, def->typeName);
+	}
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("%s \"%s\" is not a column of the ring", what, column),
+			 errhint("Name one of the columns given in the column list.")));
+	return InvalidOid;			/* keep compiler quiet */
 }
 
 /*
@@ -219,18 +227,22 @@ fraudstream_create_ring(PG_FUNCTION_ARGS)
 				 errdetail("The column list must be the body of a CREATE TABLE statement."),
 				 errhint("For example 'card_id text, amount numeric, ts timestamptz'.")));
 
-	SPI_connect();
-	run_sql(sql);
-	CommandCounterIncrement();
-	ring = RangeVarGetRelid(makeRangeVar(get_namespace_name(nsp), rv->relname, -1),
-							NoLock, false);
-	(void) column_type(ring, key_column, "key column");
-	timetype = column_type(ring, time_column, "time column");
+	/* the key and time columns, checked before anything is created */
+	(void) column_type(castNode(CreateStmt, castNode(RawStmt, linitial(parsed))->stmt),
+					   key_column, "key column");
+	timetype = column_type(castNode(CreateStmt, castNode(RawStmt, linitial(parsed))->stmt),
+						   time_column, "time column");
 	if (timetype != TIMESTAMPTZOID && timetype != TIMESTAMPOID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("time column \"%s\" of a ring must be timestamptz or timestamp", time_column),
 				 errhint("Declare the column as timestamptz.")));
+
+	SPI_connect();
+	run_sql(sql);
+	CommandCounterIncrement();
+	ring = RangeVarGetRelid(makeRangeVar(get_namespace_name(nsp), rv->relname, -1),
+							NoLock, false);
 
 	slots = palloc(partitions * sizeof(Datum));
 	for (int i = 0; i < partitions; i++)
