@@ -90,7 +90,7 @@ fs_stop_servers() {
     fi
     "$top/test/kafka/kafka-ctl.sh" stop "$W/kafka" >/dev/null 2>&1
     # Clusters of Perl TAP tests interrupted before their own cleanup.
-    pkill -u "$FS_PG_USER" -f "postgres -D $W/" 2>/dev/null
+    pkill -u "$FS_PG_USER" -f "postgres -D $W/" 2>/dev/null || true
     return 0
 }
 
