@@ -15,7 +15,15 @@ OBJS = \
 	src/featurestate.o \
 	src/features.o \
 	src/online.o \
-	src/batch.o
+	src/batch.o \
+	src/stats.o \
+	src/kafka.o \
+	src/decode.o \
+	src/sink.o \
+	src/worker.o \
+	src/launcher.o \
+	src/ring.o \
+	src/source.o
 
 DATA = sql/$(EXTENSION)--$(EXTVERSION).sql
 

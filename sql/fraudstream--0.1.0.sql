@@ -27,19 +27,290 @@ COMMENT ON VIEW fraudstream.memory IS
 
 GRANT SELECT ON fraudstream.memory TO PUBLIC;
 
+-- ======================================================================
+-- Ring tables and Kafka sources (src/ring.c, src/source.c, src/worker.c)
+-- ======================================================================
+
+-- Members of fraudstream_admin manage sources and rings (and later models).
+-- Roles are cluster-wide: created once, kept on DROP EXTENSION.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'fraudstream_admin') THEN
+        CREATE ROLE fraudstream_admin NOLOGIN;
+        COMMENT ON ROLE fraudstream_admin IS
+        'members manage fraudstream sources, rings and models';
+    END IF;
+END
+$$;
+
+GRANT USAGE ON SCHEMA fraudstream TO PUBLIC;
+
+CREATE TABLE fraudstream.ring_config (
+    ring regclass PRIMARY KEY,
+    key_column name NOT NULL,
+    time_column name NOT NULL,
+    retention interval NOT NULL,
+    partitions integer NOT NULL,
+    step_us bigint NOT NULL,
+    slots regclass[] NOT NULL,
+    current_step bigint NOT NULL,
+    rotations bigint NOT NULL DEFAULT 0,
+    rotated_at timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE fraudstream.ring_config IS
+'ring tables: key and time columns, retention, partitions (slots) and rotation state';
+
+GRANT SELECT ON fraudstream.ring_config TO PUBLIC;
+GRANT INSERT, UPDATE, DELETE ON fraudstream.ring_config TO fraudstream_admin;
+
+CREATE TABLE fraudstream.source_config (
+    id integer GENERATED ALWAYS AS IDENTITY UNIQUE,
+    name text PRIMARY KEY,
+    target regclass NOT NULL,
+    brokers text NOT NULL,
+    topic text NOT NULL,
+    format text NOT NULL CHECK (format IN ('json', 'csv')),
+    options jsonb NOT NULL DEFAULT '{}',
+    owner regrole NOT NULL,
+    enabled boolean NOT NULL DEFAULT true,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+COMMENT ON TABLE fraudstream.source_config IS
+'Kafka sources; options may hold secrets, so only fraudstream_admin reads it (others use fraudstream.sources)';
+
+COMMENT ON SEQUENCE fraudstream.source_config_id_seq IS
+'identity of fraudstream.source_config';
+
+REVOKE ALL ON fraudstream.source_config FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE, DELETE ON fraudstream.source_config TO fraudstream_admin;
+
+CREATE TABLE fraudstream.offsets (
+    source_id integer NOT NULL REFERENCES fraudstream.source_config (id) ON DELETE CASCADE,
+    partition integer NOT NULL,
+    next_offset bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source_id, partition)
+);
+
+COMMENT ON TABLE fraudstream.offsets IS
+'next Kafka offset per source and partition, written in the transaction that writes the rows';
+
+CREATE UNLOGGED TABLE fraudstream.ring_offsets (
+    source_id integer NOT NULL REFERENCES fraudstream.source_config (id) ON DELETE CASCADE,
+    partition integer NOT NULL,
+    next_offset bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (source_id, partition)
+);
+
+COMMENT ON TABLE fraudstream.ring_offsets IS
+'offsets of sources that write to unlogged targets (rings): emptied by crash recovery together with them';
+
+GRANT SELECT ON fraudstream.offsets, fraudstream.ring_offsets TO fraudstream_admin;
+
+CREATE TABLE fraudstream.rejects (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source text NOT NULL,
+    topic text NOT NULL,
+    partition integer NOT NULL,
+    "offset" bigint NOT NULL,
+    key bytea,
+    payload bytea,
+    error text NOT NULL,
+    sqlstate text,
+    rejected_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX ON fraudstream.rejects (source, rejected_at);
+
+COMMENT ON TABLE fraudstream.rejects IS
+'Kafka messages that could not be decoded or inserted, with their raw payload and the error';
+
+COMMENT ON SEQUENCE fraudstream.rejects_id_seq IS
+'identity of fraudstream.rejects';
+
+REVOKE ALL ON fraudstream.rejects FROM PUBLIC;
+GRANT SELECT, DELETE ON fraudstream.rejects TO fraudstream_admin;
+
+SELECT pg_catalog.pg_extension_config_dump('fraudstream.ring_config', '');
+SELECT pg_catalog.pg_extension_config_dump('fraudstream.source_config', '');
+SELECT pg_catalog.pg_extension_config_dump('fraudstream.offsets', '');
+SELECT pg_catalog.pg_extension_config_dump('fraudstream.rejects', '');
+
+-- Rings
+
+CREATE FUNCTION fraudstream.ring_slot(timestamptz, bigint, integer)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'fraudstream_ring_slot'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION fraudstream.ring_slot(timestamptz, bigint, integer) IS
+'partition of a ring event: floor(time / step_us) mod partitions';
+
+CREATE FUNCTION fraudstream.ring_slot(timestamp, bigint, integer)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'fraudstream_ring_slot'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION fraudstream.ring_slot(timestamp, bigint, integer) IS
+'partition of a ring event: floor(time / step_us) mod partitions';
+
+CREATE FUNCTION fraudstream.create_ring(name text, columns text, key_column name,
+                                        time_column name, retention interval,
+                                        partitions integer DEFAULT 6)
+RETURNS regclass
+AS 'MODULE_PATHNAME', 'fraudstream_create_ring'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION fraudstream.create_ring(text, text, name, name, interval, integer) IS
+'create a ring: an unlogged table of partitions rotated so that it holds retention (plus one step) of events';
+
+CREATE FUNCTION fraudstream.drop_ring(ring regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'fraudstream_drop_ring'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION fraudstream.drop_ring(regclass) IS
+'drop a ring that no source writes to';
+
+CREATE FUNCTION fraudstream.rotate_rings()
+RETURNS integer
+AS 'MODULE_PATHNAME', 'fraudstream_rotate_rings'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION fraudstream.rotate_rings() IS
+'rotate the rings that are due now (the launcher does this every second); returns partitions emptied';
+
+CREATE FUNCTION fraudstream.ring_stats(
+    OUT ring regclass, OUT retention interval, OUT partitions integer,
+    OUT step interval, OUT rows bigint, OUT oldest timestamptz,
+    OUT newest timestamptz, OUT rotations bigint, OUT rotated_at timestamptz)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE STRICT PARALLEL RESTRICTED
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT c.* FROM fraudstream.ring_config c
+              WHERE pg_catalog.to_regclass(c.ring::pg_catalog.text) IS NOT NULL
+              ORDER BY c.ring::pg_catalog.text
+    LOOP
+        ring := r.ring;
+        retention := r.retention;
+        partitions := r.partitions;
+        step := pg_catalog.make_interval(secs => r.step_us / 1000000.0);
+        rotations := r.rotations;
+        rotated_at := r.rotated_at;
+        rows := NULL;
+        oldest := NULL;
+        newest := NULL;
+        IF pg_catalog.has_table_privilege(r.ring, 'SELECT') THEN
+            EXECUTE pg_catalog.format('SELECT count(*), min(%1$I)::timestamptz, max(%1$I)::timestamptz FROM %2$s',
+                                      r.time_column, r.ring)
+               INTO rows, oldest, newest;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION fraudstream.ring_stats() IS
+'rings with their rows and event time span (NULL where the caller may not read the ring)';
+
+CREATE VIEW fraudstream.rings AS
+    SELECT ring, retention, partitions, step, rows, oldest, newest, rotations, rotated_at
+      FROM fraudstream.ring_stats();
+
+COMMENT ON VIEW fraudstream.rings IS
+'rings: retention, rotation step, rows, oldest and newest event time, rotations';
+
+-- Sources
+
+CREATE FUNCTION fraudstream.create_source(name text, target regclass, brokers text,
+                                          topic text, format text DEFAULT 'json',
+                                          options jsonb DEFAULT '{}')
+RETURNS void
+AS 'MODULE_PATHNAME', 'fraudstream_create_source'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION fraudstream.create_source(text, regclass, text, text, text, jsonb) IS
+'create a Kafka source: a background worker consumes the topic into the target table';
+
+CREATE FUNCTION fraudstream.drop_source(name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'fraudstream_drop_source'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION fraudstream.drop_source(text) IS
+'drop a Kafka source: its worker stops and its stored offsets are forgotten';
+
+CREATE FUNCTION fraudstream.pause_source(name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'fraudstream_pause_source'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION fraudstream.pause_source(text) IS
+'stop a source''s worker, keeping its offsets';
+
+CREATE FUNCTION fraudstream.resume_source(name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'fraudstream_resume_source'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION fraudstream.resume_source(text) IS
+'restart a paused source from its stored offsets';
+
+CREATE VIEW fraudstream.sources AS
+    SELECT c.name, c.target, c.brokers, c.topic, c.format,
+           (SELECT coalesce(pg_catalog.jsonb_object_agg(o.key,
+                       CASE WHEN o.key ~ '(password|secret)' OR o.key IN ('ssl.key.pem', 'ssl_key', 'sasl.oauthbearer.config')
+                            THEN '"********"'::jsonb ELSE o.value END), '{}'::jsonb)
+              FROM pg_catalog.jsonb_each(c.options) AS o) AS options,
+           c.owner, c.enabled, c.created_at
+      FROM fraudstream.source_config c;
+
+COMMENT ON VIEW fraudstream.sources IS
+'Kafka sources, with secret settings (passwords, keys) masked';
+
+GRANT SELECT ON fraudstream.sources TO PUBLIC;
+
+CREATE FUNCTION fraudstream.source_stats_internal(
+    OUT source_id integer, OUT state text, OUT pid integer, OUT messages bigint,
+    OUT bytes bigint, OUT rejects bigint, OUT batches bigint,
+    OUT last_batch_at timestamptz, OUT lag bigint, OUT partitions jsonb,
+    OUT last_error text, OUT last_error_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'fraudstream_source_stats'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION fraudstream.source_stats_internal() IS
+'state and counters of the Kafka workers of this database, from shared memory';
+
+CREATE VIEW fraudstream.source_stats AS
+    SELECT c.name AS source,
+           CASE WHEN NOT c.enabled THEN 'paused' ELSE coalesce(s.state, 'stopped') END AS state,
+           s.pid,
+           coalesce(s.messages, 0) AS messages,
+           coalesce(s.bytes, 0) AS bytes,
+           coalesce(s.rejects, 0) AS rejects,
+           coalesce(s.batches, 0) AS batches,
+           s.last_batch_at, s.lag, s.partitions, s.last_error, s.last_error_at
+      FROM fraudstream.source_config c
+      LEFT JOIN fraudstream.source_stats_internal() s ON s.source_id = c.id;
+
+COMMENT ON VIEW fraudstream.source_stats IS
+'per source: worker state, messages, bytes, rejects, batches, last batch time, lag per partition, last error';
+
+GRANT SELECT ON fraudstream.source_stats TO PUBLIC;
+
 --
 -- Sliding-window features
 --
 
--- fraudstream_admin manages features (and, later, sources and models).
--- Roles are cluster-wide: create it once, keep it when the extension goes.
-DO $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'fraudstream_admin') THEN
-        CREATE ROLE fraudstream_admin NOLOGIN;
-    END IF;
-END
-$$;
 
 CREATE TABLE fraudstream.feature_definitions (
     name            text PRIMARY KEY,

@@ -24,10 +24,16 @@
 #include "utils/guc.h"
 
 #include "fraudstream.h"
-#include "featurestate.h"
+#include "decode.h"
 #include "featuredefs.h"
+#include "featurestate.h"
+#include "kafka.h"
+#include "launcher.h"
 #include "online.h"
+#include "ring.h"
 #include "shmem.h"
+#include "stats.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
@@ -46,14 +52,25 @@ _PG_init(void)
 {
 	FsLoadedAtStartup = process_shared_preload_libraries_in_progress;
 
-	FsFeaturesInit();
-	FsOnlineInit();
 	if (FsLoadedAtStartup)
 	{
 		FsShmemInit();
 		FsFeatureStateInit();
 	}
 
+	/* sliding-window features */
+	FsFeaturesInit();
+	FsOnlineInit();
+
+	/* rings and Kafka sources */
+	FsStatsInit();
+	FsKafkaInit();
+	FsDecodeInit();
+	FsWorkerInit();
+	FsRingInit();
+	FsLauncherInit();
+
+	/* last: reserving the prefix drops placeholders not defined above */
 	MarkGUCPrefixReserved("fraudstream");
 }
 

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# kafka_ingest: 1,000,000 JSON messages of about 200 bytes consumed from
+# Kafka into a ring by a fraudstream worker, against kcat consuming the
+# same topic to /dev/null in the same run.
+#
+# Targets (PRODUCT.md): >= 150,000 msgs/s per worker and >= 0.5x kcat.
+# The worker's rate is measured from its first to its last batch (the
+# consumer group join before the first batch is not ingestion), from
+# fraudstream.source_stats; kcat's over its whole run.
+set -euo pipefail
+. "$FS_LIB"
+
+N=${FS_BENCH_KAFKA_MESSAGES:-1000000}
+topic="bench_ingest_$$"
+psql() { as_pg_user "$PG_BINDIR/psql" -X -q -At -d postgres "$@"; }
+now() { date +%s.%N; }
+
+"$FS_KAFKA_CTL" topic "$FS_KAFKA_DIR" "$topic" 4
+
+echo "producing $N messages"
+perl -e '
+my $n = shift;
+for my $i (1 .. $n) {
+    printf "card%06d\t{\"card\":\"card%06d\",\"merchant\":\"m%05d\",\"device\":\"d-%08x\",\"ip\":\"10.%d.%d.%d\",\"amount\":%d.%02d,\"currency\":\"EUR\",\"country\":\"DE\",\"kind\":\"click\",\"session\":\"s-%010d\",\"ts\":\"now\"}\n",
+        $i % 100000, $i % 100000, $i % 5000, $i * 2654435761 % 4294967296, $i % 250, $i % 200, $i % 100, $i % 5000, $i % 100, $i;
+}' "$N" | kcat -b "$FS_KAFKA_BOOTSTRAP" -P -t "$topic" -K $'\t' -X linger.ms=20 -X batch.num.messages=10000
+
+echo "kcat consuming $N messages to /dev/null"
+t0=$(now)
+kcat -b "$FS_KAFKA_BOOTSTRAP" -C -t "$topic" -o beginning -e -q -c "$N" >/dev/null
+t1=$(now)
+kcat_rate=$(echo "$N / ($t1 - $t0)" | bc -l)
+
+echo "fraudstream worker consuming $N messages into a ring"
+psql <<SQL
+CREATE EXTENSION IF NOT EXISTS fraudstream;
+SELECT fraudstream.create_ring('bench_clicks',
+  'card text, merchant text, device text, ip inet, amount numeric, currency text,
+   country text, kind text, session text, ts timestamptz', 'card', 'ts', '1 day');
+SELECT fraudstream.create_source('bench', 'bench_clicks', '$FS_KAFKA_BOOTSTRAP', '$topic');
+SQL
+stats="SELECT messages, extract(epoch FROM clock_timestamp()) FROM fraudstream.source_stats WHERE source = 'bench'"
+first=""
+for ((i = 0; i < 6000; i++)); do
+    IFS='|' read -r m t <<<"$(psql -c "$stats")"
+    if [ -z "$first" ] && [ "$m" -gt 0 ]; then first="$m|$t"; fi
+    [ "$m" -lt "$N" ] || break
+    sleep 0.05
+done
+IFS='|' read -r m0 tw0 <<<"$first"
+worker_rate=$(echo "($m - $m0) / ($t - $tw0)" | bc -l)
+rows=$(psql -c "SELECT count(*) FROM bench_clicks")
+rejects=$(psql -c "SELECT count(*) FROM fraudstream.rejects WHERE source = 'bench'")
+batches=$(psql -c "SELECT batches FROM fraudstream.source_stats WHERE source = 'bench'")
+psql -c "SELECT fraudstream.drop_source('bench')" >/dev/null
+psql -c "SELECT fraudstream.drop_ring('bench_clicks')" >/dev/null
+
+ratio=$(echo "$worker_rate / $kcat_rate" | bc -l)
+printf 'kcat:   %.0f msgs/s\nworker: %.0f msgs/s (%s rows, %s rejects, %s batches)\nratio:  %.2f\n' \
+    "$kcat_rate" "$worker_rate" "$rows" "$rejects" "$batches" "$ratio"
+
+met_rate=$(echo "$worker_rate >= 150000" | bc)
+met_ratio=$(echo "$ratio >= 0.5" | bc)
+cat >"$FS_BENCH_OUT/kafka_ingest.json" <<JSON
+{"name": "kafka_ingest",
+ "description": "$N JSON messages of about 200 bytes, 4 partitions, consumed into a ring by one worker, against kcat to /dev/null in the same run",
+ "results": {"messages": $N, "rows": $rows, "rejects": $rejects, "batches": $batches,
+             "worker_msgs_per_s": $(printf '%.0f' "$worker_rate"),
+             "kcat_msgs_per_s": $(printf '%.0f' "$kcat_rate"),
+             "ratio_to_kcat": $(printf '%.3f' "$ratio")},
+ "targets": [
+   {"metric": "worker_msgs_per_s", "target": ">= 150000", "reached": $(printf '%.0f' "$worker_rate"), "met": $([ "$met_rate" = 1 ] && echo true || echo false)},
+   {"metric": "ratio_to_kcat", "target": ">= 0.5", "reached": $(printf '%.3f' "$ratio"), "met": $([ "$met_ratio" = 1 ] && echo true || echo false)}
+ ]}
+JSON
