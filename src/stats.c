@@ -58,7 +58,7 @@ stats_size(void)
 }
 
 static void
-stats_init(void *base, bool found)
+stats_init(void *base, bool found, LWLockPadded *locks)
 {
 	shared = (FsSourcesShared *) base;
 	if (found)
@@ -69,7 +69,11 @@ stats_init(void *base, bool found)
 		SpinLockInit(&shared->slots[i].mutex);
 }
 
-static const FsShmemArea stats_area = {"sources", stats_size, stats_init};
+static const FsShmemArea stats_area = {
+	.name = "sources",
+	.size = stats_size,
+	.init = stats_init,
+};
 
 /*
  * Define fraudstream.max_sources and register the area.  The slot count
