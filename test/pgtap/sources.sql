@@ -20,8 +20,9 @@ SELECT volatility_is('fraudstream', 'ring_slot', ARRAY['timestamp with time zone
 SELECT volatility_is('fraudstream', 'create_source', ARRAY['text', 'regclass', 'text', 'text', 'text', 'jsonb'], 'volatile');
 SELECT is_empty(
     $$ SELECT p.oid::regprocedure FROM pg_proc p
-        WHERE p.pronamespace = 'fraudstream'::regnamespace AND p.prosecdef $$,
-    'no fraudstream function is SECURITY DEFINER: management runs as the caller');
+        WHERE p.pronamespace = 'fraudstream'::regnamespace AND p.prosecdef
+          AND p.proname <> 'drop_orphan_features' $$,
+    'no source or ring function is SECURITY DEFINER: management runs as the caller');
 
 -- the feature engine reads ring_config
 SELECT has_table('fraudstream', 'ring_config', 'ring_config exists');
