@@ -135,3 +135,16 @@ DROP TABLE doomed;
 SELECT count(*) FROM fraudstream.feature_definitions WHERE name = 'doomed_count';
 SELECT fraudstream.create_feature('doomed_count', 'txn', 'card', 'count', '1 hour');
 SELECT fraudstream.drop_feature('doomed_count');
+
+-- features over a ring: the time column comes from the ring, the window
+-- may not outgrow its retention, rows routed to its partitions feed them
+SELECT fraudstream.create_ring('feat_clicks', 'card text, ts timestamptz, amount numeric',
+                               'card', 'ts', '1 hour') IS NOT NULL AS ring_created;
+SELECT fraudstream.create_feature('click_count_2h', 'feat_clicks', 'card', 'count', '2 hours');
+SELECT fraudstream.create_feature('click_count_1h', 'feat_clicks', 'card', 'count', '1 hour');
+SELECT time_column FROM fraudstream.feature_definitions WHERE name = 'click_count_1h';
+INSERT INTO feat_clicks VALUES ('c9', now() - interval '10 minutes', 1),
+                               ('c9', now() - interval '5 minutes', 2);
+SELECT fraudstream.feature_values('card', 'c9') -> 'click_count_1h';
+SELECT fraudstream.drop_feature('click_count_1h');
+SELECT fraudstream.drop_ring('feat_clicks');

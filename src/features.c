@@ -793,26 +793,31 @@ window_usecs(Interval *window, Relation rel)
 									 get_namespace_oid(FRAUDSTREAM_SCHEMA, false))))
 	{
 		char		sql[200];
-		int64		retention = -1;
+		Interval   *retention = NULL;
 		bool		isnull;
+		MemoryContext caller = CurrentMemoryContext;
 
 		snprintf(sql, sizeof(sql),
-				 "SELECT retention "
-				 "FROM fraudstream.ring_config WHERE ring = %u", RelationGetRelid(rel));
+				 "SELECT retention FROM fraudstream.ring_config WHERE ring = %u",
+				 RelationGetRelid(rel));
 		SPI_connect();
 		if (SPI_execute(sql, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
-			retention = interval_usecs(DatumGetIntervalP(SPI_getbinval(SPI_tuptable->vals[0],
-																	   SPI_tuptable->tupdesc, 1, &isnull)));
+		{
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										  1, &isnull);
+
+			retention = MemoryContextAlloc(caller, sizeof(Interval));
+			memcpy(retention, DatumGetIntervalP(d), sizeof(Interval));
+		}
 		SPI_finish();
-		if (retention >= 0 && usecs > retention)
+		if (retention != NULL && usecs > interval_usecs(retention))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("feature window is longer than the retention of ring \"%s\"",
 							RelationGetRelationName(rel)),
 					 errdetail("The ring keeps %s of events.",
 							   DatumGetCString(DirectFunctionCall1(interval_out,
-																   DirectFunctionCall1(interval_justify_hours,
-																					   IntervalPGetDatum(window))))),
+																   IntervalPGetDatum(retention)))),
 					 errhint("Shorten the window or recreate the ring with a longer retention.")));
 	}
 	return usecs;
