@@ -179,10 +179,7 @@ fraudstream_feature_history(PG_FUNCTION_ARGS)
 
 			CHECK_FOR_INTERRUPTS();
 			row = DatumGetHeapTupleHeader(rowd);
-			tuple.t_len = HeapTupleHeaderGetDatumLength(row);
-			ItemPointerSetInvalid(&tuple.t_self);
-			tuple.t_tableOid = relid;
-			tuple.t_data = row;
+			FsTupleFromComposite(row, relid, &tuple);
 
 			resetStringInfo(&json);
 			appendStringInfoChar(&json, '{');

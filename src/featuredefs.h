@@ -10,6 +10,7 @@
 #define FRAUDSTREAM_FEATURES_H
 
 #include "access/htup.h"
+#include "access/htup_details.h"
 #include "access/tupdesc.h"
 #include "utils/relcache.h"
 #include "featurestate.h"
@@ -82,6 +83,7 @@ extern void FsCatalogChanged(void);
 
 extern bool FsEntityKeyFromDatum(const FsGroupDef *gd, Datum value,
 								 FsEntityKey *key);
+extern void FsTupleFromComposite(HeapTupleHeader row, Oid relid, HeapTuple tuple);
 extern bool FsEventFromTuple(const FsGroupDef *gd, TupleDesc tupdesc,
 							 HeapTuple tuple, FsEvent *event, FsEntityKey *key);
 

@@ -262,6 +262,16 @@ FsEntityKeyFromDatum(const FsGroupDef *gd, Datum value, FsEntityKey *key)
 	return true;
 }
 
+/* Point a HeapTupleData at a composite datum's tuple, to read it as a row. */
+void
+FsTupleFromComposite(HeapTupleHeader row, Oid relid, HeapTuple tuple)
+{
+	tuple->t_len = HeapTupleHeaderGetDatumLength(row);
+	ItemPointerSetInvalid(&tuple->t_self);
+	tuple->t_tableOid = relid;
+	tuple->t_data = row;
+}
+
 /*
  * Read the event of a row for a group: its time, values and entity key.
  * Returns false when the row is no event of the group (NULL entity or time).

@@ -740,10 +740,7 @@ fraudstream_row_features(PG_FUNCTION_ARGS)
 				 errmsg("row is not of the row type of \"%s\"", RelationGetRelationName(rel)),
 				 errhint("Pass a row of the source table, e.g. ROW(...)::%s.",
 						 RelationGetRelationName(rel))));
-	tuple.t_len = HeapTupleHeaderGetDatumLength(row);
-	ItemPointerSetInvalid(&tuple.t_self);
-	tuple.t_tableOid = relid;
-	tuple.t_data = row;
+	FsTupleFromComposite(row, relid, &tuple);
 
 	initStringInfo(&buf);
 	appendStringInfoChar(&buf, '{');
