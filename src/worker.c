@@ -562,7 +562,27 @@ choose_offsets(void *arg)
 
 	if (bytime->cnt > 0)
 	{
-		err = rd_kafka_offsets_for_times(W.rk, bytime, 10000);
+		int64	   *ends = palloc(bytime->cnt * sizeof(int64));
+
+		/*
+		 * The end of each partition, taken before the lookup by time: when
+		 * no message is at or after the start time, the partition starts
+		 * there.  (Taken after the lookup, it would skip the messages
+		 * produced in between; a logical "end" would skip those produced
+		 * before the first fetch.)
+		 */
+		for (int j = 0; j < bytime->cnt; j++)
+		{
+			int64		lo;
+
+			err = rd_kafka_query_watermark_offsets(W.rk, W.topic,
+												   bytime->elems[j].partition,
+												   &lo, &ends[j], 10000);
+			if (err)
+				break;
+		}
+		if (!err)
+			err = rd_kafka_offsets_for_times(W.rk, bytime, 10000);
 		if (err)
 		{
 			rd_kafka_topic_partition_list_destroy(bytime);
@@ -573,28 +593,9 @@ choose_offsets(void *arg)
 		}
 		for (int j = 0; j < bytime->cnt; j++)
 		{
-			int64		off = bytime->elems[j].offset;
+			int64		off = bytime->elems[j].offset >= 0 ?
+				bytime->elems[j].offset : ends[j];
 
-			/*
-			 * No message at or after the time: start at the current end as
-			 * a concrete offset, so that messages produced meanwhile are
-			 * not skipped as a logical "end" would.
-			 */
-			if (off < 0)
-			{
-				int64		lo,
-							hi;
-
-				err = rd_kafka_query_watermark_offsets(W.rk, W.topic,
-													   bytime->elems[j].partition,
-													   &lo, &hi, 10000);
-				if (err)
-					ereport(ERROR,
-							(errcode(ERRCODE_CONNECTION_FAILURE),
-							 errmsg("fraudstream source \"%s\": could not look up the end of a partition", W.name),
-							 errdetail("librdkafka: %s", rd_kafka_err2str(err))));
-				off = hi;
-			}
 			for (int i = 0; i < parts->cnt; i++)
 				if (parts->elems[i].partition == bytime->elems[j].partition)
 					parts->elems[i].offset = off;
