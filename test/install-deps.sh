@@ -27,6 +27,7 @@ packages=(
     default-jdk-headless
     maven
     procps
+    bc
 )
 
 missing=()
