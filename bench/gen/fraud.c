@@ -17,11 +17,11 @@
  * Each pattern is built so that the windowed features fraudstream offers
  * reveal it and legitimate traffic (simulate.c) does not mimic it; the
  * README next to this file lists the features.  Every fraudulent
- * transaction, and every login event of a takeover, carries is_fraud and
- * its pattern.  Fraud that the genuine customer does not commit
- * (card testing, takeover, the far end of impossible travel) comes from
- * a fresh device and network at the fraudster's place and leaves the
- * customer's own state untouched; fraud made with the customer's own
+ * transaction, and every clickstream event of a takeover, carries
+ * is_fraud and its pattern.  Fraud that the genuine customer does not
+ * commit (card testing, takeover, the far end of impossible travel) comes
+ * from a fresh device and network at the fraudster's place and leaves
+ * the customer's own state untouched; fraud made with the customer's own
  * card, device and position (amount spikes, collusion) goes through
  * FsSimOwnerTxn like legitimate purchases, so it moves the customer only
  * as fast as they can move.
@@ -61,10 +61,19 @@ draw_size(FsSim *sim, int pattern)
 	return (int) FsRngRange(&sim->rng, sizes[pattern].min, sizes[pattern].max);
 }
 
+/*
+ * A customer to be a victim: anyone but the colluders' complicit
+ * cardholders, whose histories are no baseline.
+ */
 static uint32_t
 random_customer(FsSim *sim)
 {
-	return FsRngBelow(&sim->rng, sim->world->ncustomers);
+	uint32_t	customer;
+
+	do
+		customer = FsRngBelow(&sim->rng, sim->world->ncustomers);
+	while (sim->world->customers[customer].mule);
+	return customer;
 }
 
 /* A customer, and one of their cards, whose details a fraudster has. */
@@ -219,9 +228,8 @@ account_takeover(FsSim *sim, FsTime t, int n)
 	}
 	for (int i = 0; i < n; i++)
 	{
-		int			k = FsCategoryIndex(takeover_mccs[FsRngBelow(&sim->rng,
-																 sizeof(takeover_mccs) / sizeof(takeover_mccs[0]))]);
-		int			m = FsPickOnline(w, &sim->rng, k);
+		uint16_t	mcc = takeover_mccs[FsRngBelow(&sim->rng, lengthof(takeover_mccs))];
+		int			m = FsPickOnline(w, &sim->rng, FsCategoryIndex(mcc));
 
 		if (m < 0)
 			m = FsPickOnline(w, &sim->rng, -1);
@@ -253,7 +261,7 @@ impossible_travel(FsSim *sim, FsTime t, int n)
 	int			m = -1;
 
 	(void) n;
-	FsSimPurchase(sim, customer, t, -1, NULL, &genuine);
+	FsSimPurchase(sim, customer, t, NULL, &genuine);
 	for (int tries = 0; tries < 100 && m < 0; tries++)
 	{
 		int			city = (int) FsAliasPick(&w->pick_city, &sim->rng);
@@ -277,7 +285,7 @@ impossible_travel(FsSim *sim, FsTime t, int n)
 }
 
 /*
- * Amount spike: a purchase of 10 to 25 times the customer's mean ticket
+ * Amount spike: a purchase of 12 to 30 times the customer's mean ticket
  * at one of their usual merchants, made where the customer is, with
  * their own device: nothing but the amount is odd.  Revealed by
  * ratio_to_avg and zscore of amount per card.
@@ -310,7 +318,7 @@ amount_spike(FsSim *sim, FsTime t, int n)
 		FsSimOwnerTxn(sim, customer, t, (uint32_t) m, &ev);
 	}
 	ev.cents = FsCents(w->customers[customer].mean_amount *
-					   (10.0 + 15.0 * FsRngUniform(&sim->rng)));
+					   (12.0 + 18.0 * FsRngUniform(&sim->rng)));
 	ev.pattern = FS_AMOUNT_SPIKE;
 	FsSimPush(sim, &ev);
 	return 1;
@@ -319,8 +327,8 @@ amount_spike(FsSim *sim, FsTime t, int n)
 /*
  * Merchant collusion: a colluding shell merchant, which sees almost no
  * legitimate traffic, takes 10 to 30 online payments of 300 to 2,500
- * from as many different cards (complicit cardholders, from their own
- * devices and places) within 5 to 20 minutes.  Revealed by count, sum
+ * from as many different cards of the ring of complicit cardholders
+ * (from their own devices and places) within 5 to 20 minutes.  Revealed by count, sum
  * and distinct cards per merchant over minutes against the merchant's
  * usual level.
  */
@@ -340,7 +348,7 @@ merchant_collusion(FsSim *sim, FsTime t, int n)
 		uint32_t	customer;
 
 		do
-			customer = random_customer(sim);
+			customer = w->mules[FsRngBelow(&sim->rng, w->nmules)];
 		while (FsIn(used, i, customer));
 		used[i] = customer;
 		FsSimOwnerTxn(sim, customer, times[i], m, &ev);

@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define lengthof(array) (sizeof(array) / sizeof((array)[0]))
+
 /* Event time: microseconds since the Unix epoch, UTC. */
 typedef int64_t FsTime;
 
@@ -168,6 +170,7 @@ typedef struct FsMerchant
 } FsMerchant;
 
 #define FS_PREFS		4		/* preferred categories per customer */
+#define FS_MIN_MULES	40		/* complicit cardholders, at least */
 #define FS_MAX_FAV		4		/* favourite merchants per customer */
 
 /*
@@ -198,8 +201,9 @@ typedef struct FsCustomer
 	uint8_t		nips;
 	uint8_t		nfav;
 	uint8_t		cat[FS_PREFS];
-	uint8_t		cat_cum[FS_PREFS];	/* cumulative preference, of 256 */
+	uint8_t		cat_cum[FS_PREFS];	/* cumulative preference, of 255 */
 	int8_t		utc_shift;		/* hours from UTC to the customer's rhythm */
+	bool		mule;			/* lends cards to colluding merchants */
 } FsCustomer;
 
 /*
@@ -250,8 +254,10 @@ typedef struct FsWorld
 	uint32_t	nmerchants;
 	uint32_t	ncards;
 	uint32_t	next_device;	/* devices that appear later take these ids */
-	uint32_t   *colluders;
+	uint32_t   *colluders;		/* colluding merchants */
 	uint32_t	ncolluders;
+	uint32_t   *mules;			/* their complicit cardholders */
+	uint32_t	nmules;
 	FsGroup		groups[FS_MAX_GROUPS];
 	int			ngroups;
 	FsAlias		pick_city;		/* where merchants are and trips go */
@@ -430,7 +436,7 @@ extern void FsSimPush(FsSim *sim, const FsEvent *ev);
 extern bool FsSimOwnerTxn(FsSim *sim, uint32_t customer, FsTime t,
 						  uint32_t merchant, FsEvent *ev);
 struct FsSession;
-extern void FsSimPurchase(FsSim *sim, uint32_t customer, FsTime t, int card,
+extern void FsSimPurchase(FsSim *sim, uint32_t customer, FsTime t,
 						  const struct FsSession *session, FsEvent *ev);
 extern void FsSimClick(FsSim *sim, uint32_t customer, FsTime t,
 					   FsClickType type, FsPattern pattern,
@@ -455,7 +461,7 @@ typedef struct FsSink FsSink;
 typedef struct FsSinkStats
 {
 	uint64_t	sent[2];		/* per FsStream */
-	uint64_t	failed;			/* Kafka: not delivered */
+	uint64_t	failed;			/* not delivered, or not written */
 	char		first_error[256];
 } FsSinkStats;
 

@@ -6,24 +6,25 @@
  *
  * The event queue (queue.c) holds everything that is scheduled: the
  * next arrival of the population's arrival process and every event
- * already decided but not yet due.  Arrivals form a Poisson process over the whole population;
- * each picks a customer by activity (alias table) and is kept with
- * probability rhythm(customer's local time) / max rhythm, which thins it
- * into one non-homogeneous Poisson process per customer.  A kept arrival
- * starts a session: a card-present purchase happens at once, an online
- * purchase comes after a login and page views, a browsing session only
- * clicks.  Everything a session produces is decided when it starts and
- * pushed with its event time, so events leave the heap in event-time
- * order whatever order they were decided in.  The queue thus holds the
- * sessions in flight, which last about 40 seconds.
+ * already decided but not yet due.  Arrivals form a Poisson process over
+ * the whole population; each draws a customer by rhythm group (weighted
+ * by the group's activity at that minute) and by rate within it, which
+ * amounts to one non-homogeneous Poisson process per customer with no
+ * rejected draws.  An arrival starts a session: a card-present purchase
+ * happens at once, an online purchase comes after a login and page
+ * views, a browsing session only clicks.  Everything a session produces
+ * is decided when it starts and pushed with its event time, so events
+ * leave the queue in event-time order whatever order they were decided
+ * in.  The queue thus holds the sessions in flight, which last about 40
+ * seconds.
  *
  * The simulation starts PREROLL (the longest session) before the
  * requested start and drops what falls before it, so that the run begins
  * with online purchases already under way instead of a ramp while the
  * first sessions reach checkout.  Sessions are shaped before a customer
  * is drawn, so the preroll costs little: only sessions that last into
- * the run touch a customer.
- * Fraud starts with the run: patterns that unfold over minutes (account
+ * the run touch a customer, and its arrivals bypass the queue.  Fraud
+ * starts with the run: patterns that unfold over minutes (account
  * takeover, collusion) reach their share after that long.
  *
  * Legitimate movement is physically possible: every customer has a
@@ -32,16 +33,17 @@
  * home is allowed only if the time since that activity covers the
  * distance at LOCAL_SPEED_KMH, or by plane at FLIGHT_SPEED_KMH plus
  * TRAVEL_OVERHEAD_H; otherwise the customer stays: buys again in the shop
- * they are in, or online from where they are.  A position changes only at the moment it is decided,
- * and nothing scheduled for later moves anyone (online purchases do not).
- * So no legitimate pair of transactions on a card implies more than
- * FLIGHT_SPEED_KMH, which keeps impossible travel (fraud.c) separable.
+ * they are in, or online from where they are.  A position changes only
+ * at the moment it is decided, and nothing scheduled for later moves
+ * anyone (online purchases do not).  So no legitimate pair of
+ * transactions on a card implies more than FLIGHT_SPEED_KMH, which keeps
+ * impossible travel (fraud.c) separable.
  *
  * Every delivered transaction gets the next txn_id, every clickstream
  * event the next event_id.  When out-of-order delivery is asked for, a
- * share of events is pushed back into the heap with a later due time and
- * the same event time; its lateness comes from a PRNG stream of its own
- * so that asking for it never changes the events themselves.
+ * share of events is pushed back into the queue with a later due time
+ * and the same event time; its lateness comes from a PRNG stream of its
+ * own so that asking for it never changes the events themselves.
  *
  * bench/gen/simulate.c
  *
@@ -457,12 +459,11 @@ browse_session(FsSim *sim, uint32_t customer, FsTime start, const FsSession *s)
  * A legitimate purchase by customer at t: maybe a trip first; at home
  * often at a favourite merchant, else a preferred category in person or
  * online.  Online, the session's clicks come first and the checkout at
- * its end; without a session (NULL) it happens at once.  card >= 0
- * forces the card.  The transaction is pushed and, if out is given,
- * copied there.
+ * its end; without a session (NULL) it happens at once.  The transaction
+ * is pushed and, if out is given, copied there.
  */
 void
-FsSimPurchase(FsSim *sim, uint32_t customer, FsTime t, int card,
+FsSimPurchase(FsSim *sim, uint32_t customer, FsTime t,
 			  const FsSession *session, FsEvent *out)
 {
 	FsWorld    *w = sim->world;
@@ -496,8 +497,6 @@ FsSimPurchase(FsSim *sim, uint32_t customer, FsTime t, int card,
 			FsSimOwnerTxn(sim, customer, t, (uint32_t) m, &ev);
 		}
 	}
-	if (card >= 0)
-		ev.card = (uint32_t) card;
 	ev.cents = legit_cents(sim, c, w->merchants[m].category);
 	if (ev.kind == FS_ECOM && session)
 	{
@@ -539,7 +538,7 @@ arrival(FsSim *sim, FsTime t)
 	if (browse)
 		browse_session(sim, customer, t, &s);
 	else
-		FsSimPurchase(sim, customer, t, -1, &s, NULL);
+		FsSimPurchase(sim, customer, t, &s, NULL);
 }
 
 void

@@ -244,7 +244,7 @@ my $t0 = usec($txns->[0][ $tc->{ts} ]);
 my $warmup = $t0 + 3 * 86400 * 1_000_000;    # features need history
 my $t_end = usec($txns->[-1][ $tc->{ts} ]) - 3600 * 1_000_000;
 my (%dev_first, %ip_first, %dev_first_label, %ip_first_label, %logins);
-my (%card_prev, %card_legit_prev, %card_tiny, %card_sum, %card_n);
+my (%card_prev, %card_legit_prev, %card_tiny, %card_recent, %card_sum, %card_n);
 my (%merch_high, %merch_day, %cust_sum, %cust_n, %cust_merchants);
 my (%rule_hits, %rule_fp, %pattern_seen, $legit_seen);
 my ($too_fast, $worst_speed) = (0, 0);
@@ -296,9 +296,18 @@ for my $r (@$txns)
 	shift @$tiny while @$tiny && $tiny->[0] < $ts - 600e6;
 	$flag{card_testing} = $amount <= 2.00 && @$tiny >= 1;
 
+	# The card's average amount over its history up to an hour ago, a
+	# baseline that the fraud under way does not move.
+	my $recent = $card_recent{$card} //= [];
+	while (@$recent && $recent->[0][0] < $ts - 3600e6)
+	{
+		$card_sum{$card} += (shift @$recent)->[1];
+		$card_n{$card}++;
+	}
+	my $mean = $card_n{$card} ? $card_sum{$card} / $card_n{$card} : undef;
+
 	# account takeover: device and network both new to the account (first
 	# seen within the hour) and an amount well above the card's average
-	my $mean = $card_n{$card} ? $card_sum{$card} / $card_n{$card} : undef;
 	my $young = sub { my $f = $_[0]; !defined $f || $f >= $ts - 3600e6 };
 	$flag{account_takeover} =
 		 $channel eq 'ecom'
@@ -361,8 +370,7 @@ for my $r (@$txns)
 	$card_prev{$card} = [ $ts, $lat, $lon ];
 	$card_legit_prev{$card} = [ $ts, $lat, $lon ] if $p eq '';
 	push @$tiny, $ts if $amount <= 2.00;
-	$card_sum{$card} += $amount;
-	$card_n{$card}++;
+	push @$recent, [ $ts, $amount ];
 	push @$high, $ts if $amount >= 250;
 	push @$day, $ts;
 	seen(\%dev_first, \%dev_first_label, $acct, $dev, $ts, $p);
