@@ -75,11 +75,12 @@ typedef struct Options
 
 static volatile sig_atomic_t interrupted = 0;
 
+/* The first SIGINT or SIGTERM stops the run cleanly; a second one kills. */
 static void
 on_signal(int sig)
 {
-	(void) sig;
 	interrupted = 1;
+	signal(sig, SIG_DFL);
 }
 
 static void
@@ -92,7 +93,8 @@ usage(FILE *f)
 			"\n"
 			"What and how much:\n"
 			"  --seed N              PRNG seed (default 1)\n"
-			"  --count N             stop after N transactions (default: no limit)\n"
+			"  --count N             stop after N transactions, clickstream events not counted\n"
+			"                        (default: no limit)\n"
 			"  --duration S          stop after S seconds of wall-clock time\n"
 			"  --customers N         customers (default 10000; at least 100)\n"
 			"  --merchants N         merchants (default 2000; at least 100)\n"
@@ -408,6 +410,10 @@ parse_options(Options *o, int argc, char **argv)
 		die_usage("unexpected argument \"%s\"", argv[optind]);
 	if (strcmp(o->output, "kafka") == 0 && !o->brokers)
 		die_usage("--output kafka needs --brokers%s", "");
+	if (strcmp(o->output, "csv") == 0 && o->event_file &&
+		strcmp(o->event_file, o->txn_file) == 0)
+		die_usage("--output csv cannot write both streams to \"%s\": their columns differ",
+				  o->txn_file);
 	if (o->stamp < 0)
 		o->stamp = strcmp(o->output, "kafka") == 0;
 }

@@ -28,9 +28,9 @@ use File::Basename qw(dirname);
 use File::Spec;
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
-use IPC::Run qw(run timeout);
+use IPC::Run qw(run start timeout);
 use JSON::PP;
-use Time::HiRes qw(time);
+use Time::HiRes qw(time sleep);
 use Time::Local qw(timegm);
 use Test::More;
 
@@ -603,6 +603,38 @@ for my $p (@patterns)
 		'event times are the wall-clock times of the run');
 	is((order_breaks($rows, $col->{ts}))[0], 0,
 		'and never go back');
+}
+
+{
+	# Late delivery on the wall clock: stamps go back by at most the bound.
+	my $before = time * 1e6;
+	my $r = fs_gen('--event-time', 'now', '--rate', 2000, '--duration', 1,
+		'--customers', 20000, '--out-of-order', 0.1, '--max-lateness', 2,
+		'--output', 'csv');
+	my $after = time * 1e6;
+	my ($col, $rows) = parse_csv($r->{out});
+	my ($breaks, $worst) = order_breaks($rows, $col->{ts});
+	my @ts = map { usec($_->[ $col->{ts} ]) } @$rows;
+	ok($breaks > 0 && $worst <= 2e6,
+		"--event-time now with late delivery: back $breaks times, by at most 2 s");
+	ok(!grep({ $_ < $before - 2e6 || $_ > $after } @ts),
+		'and stamps stay within the run');
+}
+
+{
+	# SIGTERM: a clean stop that delivers and reports what was generated.
+	my $err = '';
+	my $h = start([ $bin, '--rate', 2000, '--output', 'csv' ],
+		'>', "$tmp/stopped.csv", '2>', \$err, timeout(60));
+	sleep 1.5;
+	$h->signal('TERM');
+	$h->finish;
+	is($?, 0, 'SIGTERM stops the run with exit code 0');
+	my @rows = split /\n/, slurp("$tmp/stopped.csv");
+	my ($reported) = $err =~ /transactions=(\d+)/;
+	ok(@rows > 1000 && defined $reported && $reported == @rows - 1,
+		'after writing everything it generated, as the summary says ('
+		  . (@rows - 1) . ')');
 }
 
 ##########################################################################
