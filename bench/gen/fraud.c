@@ -55,6 +55,7 @@ static const struct
 /* What account takeovers buy: resellable goods. */
 static const uint16_t takeover_mccs[] = {5732, 5944, 5311, 4814};
 
+/* The size of the next instance of a pattern, drawn ahead of it. */
 static int
 draw_size(FsSim *sim, int pattern)
 {
@@ -367,6 +368,7 @@ static const StartFn starters[FS_NPATTERNS] = {
 	[FS_MERCHANT_COLLUSION] = merchant_collusion,
 };
 
+/* Count the enabled patterns and draw each one's first instance size. */
 void
 FsFraudInit(FsSim *sim)
 {

@@ -83,6 +83,7 @@ on_signal(int sig)
 	signal(sig, SIG_DFL);
 }
 
+/* --help, and the reference for every option. */
 static void
 usage(FILE *f)
 {
@@ -127,6 +128,7 @@ usage(FILE *f)
 			"A summary goes to stderr at the end.  Exit status 1 if any event failed.\n");
 }
 
+/* Report bad usage, point at --help and exit 2. */
 static void
 die_usage(const char *fmt, const char *arg)
 {
@@ -155,6 +157,7 @@ parse_number(const char *opt, const char *arg, double lo, double hi)
 	return v;
 }
 
+/* A whole number within [lo, hi], or exit with a usage error. */
 static uint64_t
 parse_count(const char *opt, const char *arg, uint64_t lo, uint64_t hi)
 {
@@ -226,6 +229,7 @@ parse_start(const char *arg)
 	return (FsTime) epoch * FS_USEC_PER_SEC;
 }
 
+/* --patterns: names separated by commas, or "all". */
 static void
 parse_patterns(Options *o, const char *arg)
 {
@@ -251,6 +255,7 @@ parse_patterns(Options *o, const char *arg)
 	free(copy);
 }
 
+/* yes or no, or exit with a usage error. */
 static bool
 parse_yes_no(const char *opt, const char *arg)
 {
@@ -266,6 +271,7 @@ parse_yes_no(const char *opt, const char *arg)
 	return false;
 }
 
+/* The command line into o, with the defaults of usage(); exits on errors. */
 static void
 parse_options(Options *o, int argc, char **argv)
 {
@@ -418,6 +424,7 @@ parse_options(Options *o, int argc, char **argv)
 		o->stamp = strcmp(o->output, "kafka") == 0;
 }
 
+/* The sink the options ask for; exits if it cannot be opened. */
 static FsSink *
 open_sink(const Options *o)
 {
@@ -461,6 +468,10 @@ typedef struct Tally
 	FsTime		last_ts;
 } Tally;
 
+/*
+ * The end-of-run summary on stderr: key=value pairs that people can read
+ * and scripts (the tests, the benchmarks) can parse.
+ */
 static void
 summary(const Options *o, const FsSim *sim, const Tally *t, const FsSinkStats *st,
 		double startup, double seconds)
@@ -477,12 +488,12 @@ summary(const Options *o, const FsSim *sim, const Tally *t, const FsSinkStats *s
 		last[FsFormatTime(last, t->last_ts)] = '\0';
 	}
 	fprintf(stderr, "fs_gen: seed=%llu transactions=%llu events=%llu startup_seconds=%.3f "
-			"seconds=%.3f txn_per_s=%.0f events_per_s=%.0f\n",
+			"seconds=%.3f txn_per_s=%.0f sent_per_s=%.0f\n",
 			(unsigned long long) o->seed,
 			(unsigned long long) t->events[FS_STREAM_TXN],
 			(unsigned long long) t->events[FS_STREAM_CLICK], startup, seconds,
 			t->events[FS_STREAM_TXN] / fmax(seconds, 1e-9),
-			(t->events[0] + t->events[1]) / fmax(seconds, 1e-9));
+			(st->sent[0] + st->sent[1]) / fmax(seconds, 1e-9));
 	fprintf(stderr, "fs_gen: event_time=%s..%s\n", first, last);
 	fprintf(stderr, "fs_gen: fraud=%llu fraud_share=%.5f",
 			(unsigned long long) fraud,
@@ -503,6 +514,10 @@ summary(const Options *o, const FsSim *sim, const Tally *t, const FsSinkStats *s
 				(unsigned long long) st->failed, st->first_error);
 }
 
+/*
+ * Build the world, run the simulation and hand its events to the sink,
+ * paced as asked, until the count, the duration or a signal ends it.
+ */
 int
 main(int argc, char **argv)
 {

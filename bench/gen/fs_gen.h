@@ -63,6 +63,7 @@ FsRngSeed(FsRng *rng, uint64_t seed)
 	}
 }
 
+/* The next 64 random bits. */
 static inline uint64_t
 FsRngNext(FsRng *rng)
 {

@@ -75,6 +75,7 @@ typedef struct Writer
 	bool		first;
 } Writer;
 
+/* Decimal digits of v at p; returns the end. */
 static char *
 put_uint(char *p, uint64_t v)
 {
@@ -110,6 +111,7 @@ put_fixed(char *p, int64_t v, int decimals)
 	return p;
 }
 
+/* v in exactly width digits, zero-padded. */
 static char *
 put_digits(char *p, unsigned v, int width)
 {
@@ -209,6 +211,7 @@ put_null(Writer *w)
 		put_word(w, "null");
 }
 
+/* A string value; ours never need escaping. */
 static void
 put_string(Writer *w, const char *s)
 {
@@ -217,6 +220,7 @@ put_string(Writer *w, const char *s)
 	quote(w);
 }
 
+/* An IPv4 address in dotted quads, or null for 0. */
 static void
 put_ip(Writer *w, uint32_t ip)
 {
@@ -235,6 +239,7 @@ put_ip(Writer *w, uint32_t ip)
 	quote(w);
 }
 
+/* A number that may be absent (null). */
 static void
 put_optional(Writer *w, uint64_t v, bool present)
 {
@@ -373,6 +378,7 @@ sink_new(FsFormat format, bool stamp)
 	return sink;
 }
 
+/* Open a stream's file ("-": stdout) with a big buffer; CSV gets its header. */
 static FILE *
 open_output(const char *path, FsFormat format, FsStream stream, char *err, size_t errlen)
 {
@@ -426,6 +432,7 @@ delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 				 "%s", rd_kafka_err2str(msg->err));
 }
 
+/* Set one librdkafka property, with librdkafka's own message on error. */
 static bool
 set_conf(rd_kafka_conf_t *conf, const char *name, const char *value,
 		 char *err, size_t errlen)

@@ -275,6 +275,7 @@ alias_build(FsAlias *a, const double *w, const uint32_t *ids, uint32_t n)
 	return true;
 }
 
+/* A weighted choice: a uniform slot, then the slot's item or its alias. */
 uint32_t
 FsAliasPick(const FsAlias *alias, FsRng *rng)
 {
@@ -349,6 +350,7 @@ index_pick(const FsMerchantIndex *ix, FsRng *rng, uint32_t first, uint32_t last)
 	return (int) ix->order[lo];
 }
 
+/* Card-present merchants are ranged by city, then category. */
 static int
 pos_range(const FsMerchant *m)
 {
@@ -357,6 +359,7 @@ pos_range(const FsMerchant *m)
 	return m->city * FsNumCategories + m->category;
 }
 
+/* Online merchants are ranged by category. */
 static int
 online_range(const FsMerchant *m)
 {
@@ -651,6 +654,11 @@ build_groups(FsWorld *world, const double *rate)
 	return ok;
 }
 
+/*
+ * Build the world of config from its seed: cities' weights, merchants
+ * and their indexes, customers and their rhythm groups, the mules.  On
+ * failure (out of memory) err says why.
+ */
 bool
 FsWorldBuild(FsWorld *world, const FsWorldConfig *config, char *err, size_t errlen)
 {

@@ -63,6 +63,7 @@ bucket_of(const FsQueue *q, uint64_t at)
 	return b;
 }
 
+/* File a key in its bucket. */
 static void
 append(FsQueue *q, FsQueueKey key)
 {
@@ -72,6 +73,10 @@ append(FsQueue *q, FsQueueKey key)
 	bucket->keys[bucket->len++] = key;
 }
 
+/*
+ * Schedule an item, copied into the pool.  Its due time may not be
+ * earlier than the last one taken out: the queue is monotone.
+ */
 void
 FsQueuePush(FsQueue *q, const FsItem *item)
 {

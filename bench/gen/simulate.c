@@ -97,6 +97,7 @@ FsSimPush(FsSim *sim, const FsEvent *ev)
 	FsQueuePush(&sim->queue, &item);
 }
 
+/* Dollars to whole cents, rounded half away from zero. */
 int32_t
 FsCents(double dollars)
 {
@@ -141,6 +142,7 @@ next_arrival(FsSim *sim)
 	return (FsTime) sim->next_arrival;
 }
 
+/* Queue the arrival due at t. */
 static void
 schedule_arrival(FsSim *sim, FsTime t)
 {
@@ -152,6 +154,7 @@ schedule_arrival(FsSim *sim, FsTime t)
 	FsQueuePush(&sim->queue, &item);
 }
 
+/* Hours from the customer's latest activity to t (negative if later). */
 static double
 hours_since_seen(const FsCustomer *c, FsTime t)
 {
@@ -323,6 +326,7 @@ typedef struct FsSession
 	FsTime		end;
 } FsSession;
 
+/* Add a click to a session's shape. */
 static void
 step(FsSession *s, FsTime t, FsClickType type)
 {
@@ -330,6 +334,7 @@ step(FsSession *s, FsTime t, FsClickType type)
 	s->type[s->n++] = (uint8_t) type;
 }
 
+/* A pause between clicks, in microseconds. */
 static FsTime
 gap(FsSim *sim, int min_secs, int max_secs)
 {
@@ -541,6 +546,10 @@ arrival(FsSim *sim, FsTime t)
 		FsSimPurchase(sim, customer, t, &s, NULL);
 }
 
+/*
+ * Set up a simulation of world: its PRNG streams from the seed, the fraud
+ * budget, the preroll, and the first arrival at or after the start.
+ */
 void
 FsSimInit(FsSim *sim, FsWorld *world, const FsSimConfig *config)
 {
