@@ -13,15 +13,19 @@
 #  - event time never goes back within a stream, unless out-of-order
 #    delivery is asked for, which then reorders the same events within
 #    the allowed lateness;
-#  - --event-time now stamps events with the wall clock;
+#  - --event-time now stamps events with the wall clock, and --rate holds
+#    there too;
+#  - bad usage exits 2 saying what was wanted; SIGTERM stops cleanly,
+#    after delivering everything generated;
 #  - Kafka output fails with exit code 1 when messages cannot be
 #    delivered; with a broker (FS_KAFKA_BOOTSTRAP), N transactions give N
 #    JSON messages keyed by card_id over every partition, and the
 #    clickstream comes keyed by account_id.
 #
 # The generator is taken from FS_GEN_BIN, else ../../bench/gen/fs_gen
-# relative to this file (build it with "make -C bench/gen").  The Kafka
-# part needs kcat.
+# relative to this file (build it with "make -C bench/gen").  The broker
+# part needs kcat; FS_KAFKA_CTL and FS_KAFKA_DIR, when set, create its
+# topics with 4 partitions, else the broker creates them on first use.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -660,6 +664,8 @@ SKIP:
 	my $bootstrap = $ENV{FS_KAFKA_BOOTSTRAP};
 	skip 'FS_KAFKA_BOOTSTRAP is not set: no broker to produce to', 14
 	  unless $bootstrap;
+	skip 'kcat is not installed: nothing to consume with', 14
+	  unless grep { -x "$_/kcat" } File::Spec->path;
 	my $count = 20_000;
 	my ($txn_topic, $event_topic) = ("fs_gen_txn_$$", "fs_gen_events_$$");
 	if ($ENV{FS_KAFKA_CTL} && $ENV{FS_KAFKA_DIR})
