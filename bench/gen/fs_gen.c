@@ -96,7 +96,7 @@ usage(FILE *f)
 			"  --seed N              PRNG seed (default 1)\n"
 			"  --count N             stop after N transactions, clickstream events not counted\n"
 			"                        (default: no limit)\n"
-			"  --duration S          stop after S seconds of wall-clock time\n"
+			"  --duration S          stop after S seconds of sending (start-up not counted)\n"
 			"  --customers N         customers (default 10000; at least 100)\n"
 			"  --merchants N         merchants (default 2000; at least 100)\n"
 			"  --txn-per-day X       mean legitimate transactions per customer per day (default 4)\n"
@@ -567,9 +567,10 @@ main(int argc, char **argv)
 		FsTime		due;
 		bool		late;
 
+		/* The duration counts from the first event: start-up is not sending. */
 		if ((o.count && sim.next_txn_id >= o.count) ||
-			(o.duration > 0 &&
-			 FsWallClock() - (anchor < 0 ? wall0 : anchor) >= o.duration * FS_USEC_PER_SEC))
+			(o.duration > 0 && anchor >= 0 &&
+			 FsWallClock() - anchor >= o.duration * FS_USEC_PER_SEC))
 			sim.draining = true;
 		if (!FsSimNext(&sim, &ev, &due, &late))
 			break;
