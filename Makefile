@@ -40,7 +40,8 @@ PG_CPPFLAGS = -I$(srcdir)/src -DFRAUDSTREAM_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 SHLIB_LINK = -lrdkafka
 
-EXTRA_CLEAN = results regression.diffs regression.out test/mock/fs_kafka_mock
+EXTRA_CLEAN = results regression.diffs regression.out test/mock/fs_kafka_mock \
+	bench/gen/fs_gen bench/gen/*.o
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)

@@ -108,6 +108,8 @@ fs_copy_sources() {
     mkdir_for_pg "$W/src" "$W/pg" "$W/regress" "$W/isolation" "$W/tap" "$W/kafka"
     cp -r "$top/sql" "$top/expected" "$top/test" "$top/fraudstream.control" \
         "$top/META.json" "$W/src/"
+    mkdir -p "$W/src/bench/gen"
+    cp "$top/bench/gen/fs_gen" "$W/src/bench/gen/"
     [ "$(id -u)" -ne 0 ] || chown -R "$FS_PG_USER": "$W/src"
 }
 
@@ -132,6 +134,7 @@ fs_build_install() {
         PGXS_DIR="$FS_PG_STAGE$PGXS_DIR"
     fi
     make -C "$top/test/mock" -s || return 1
+    make -C "$top/bench/gen" -s || return 1
 }
 
 fs_start_postgres() {
