@@ -43,6 +43,10 @@ SHLIB_LINK = -lrdkafka
 EXTRA_CLEAN = results regression.diffs regression.out test/mock/fs_kafka_mock \
 	bench/gen/fs_gen bench/gen/*.o
 
+# Track header dependencies (PGXS's own mechanism, off unless asked for):
+# a changed header rebuilds every object that includes it.
+override autodepend = yes
+
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifneq ($(PGXS),)
 include $(PGXS)

@@ -513,6 +513,7 @@ load_definitions(void)
 
 				for (int f = 0; f < gd->nfeatures; f++)
 					longest = Max(longest, gd->specs[f].window);
+				FsWindowSpecsLink(gd->specs, gd->nfeatures);
 				gd->event_size = FS_EVENT_SIZE(gd->nslots);
 				gd->retain = longest + (int64) FsMaxLatenessMs * 1000;
 				gd->layout = group_layout(gd);

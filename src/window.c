@@ -219,35 +219,80 @@ slot_hash(const FsEvent *ev, int slot)
 	return h;
 }
 
+/*
+ * Whether a feature reads the plain statistics of one value column (count
+ * of values, moments, minimum, maximum): features of the same window and
+ * column can then share one accumulator.
+ */
+static inline bool
+reads_value_stats(const FsWindowSpec *spec)
+{
+	switch (spec->agg)
+	{
+		case FS_AGG_COUNT:
+		case FS_AGG_SUM:
+		case FS_AGG_AVG:
+		case FS_AGG_MIN:
+		case FS_AGG_MAX:
+		case FS_AGG_STDDEV:
+		case FS_AGG_ZSCORE:
+		case FS_AGG_RATIO_TO_AVG:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Link each feature to the first earlier one with the same window and
+ * value column whose accumulator it can read (count, sum, avg, min, max,
+ * stddev, zscore and ratio_to_avg of one column all read the same
+ * statistics), so that FsWindowCompute folds each event once per window
+ * and column instead of once per feature.  Call once per definition set.
+ */
+void
+FsWindowSpecsLink(FsWindowSpec *specs, int nspecs)
+{
+	for (int f = 0; f < nspecs; f++)
+	{
+		specs[f].shares = 0;
+		if (!reads_value_stats(&specs[f]))
+			continue;
+		for (int g = 0; g < f; g++)
+		{
+			if (specs[g].shares == 0 && reads_value_stats(&specs[g]) &&
+				specs[g].window == specs[f].window && specs[g].slot == specs[f].slot)
+			{
+				specs[f].shares = g + 1;
+				break;
+			}
+		}
+	}
+}
+
 /* Fold one other event (not the scored one) into a feature's accumulator. */
 static inline void
 accum_event(const FsWindowSpec *spec, Accum *acc, const FsEvent *ev,
 			const FsEvent *current)
 {
+	if (reads_value_stats(spec))
+	{
+		if (spec->slot == FS_NO_SLOT)
+			acc->count++;
+		else if (!FS_EVENT_ISNULL(ev, spec->slot))
+		{
+			double		x = ev->values[spec->slot];
+
+			moments_add(&acc->m, x);
+			if (acc->m.n == 1.0 || x < acc->min)
+				acc->min = x;
+			if (acc->m.n == 1.0 || x > acc->max)
+				acc->max = x;
+		}
+		return;
+	}
 	switch (spec->agg)
 	{
-		case FS_AGG_COUNT:
-			if (spec->slot == FS_NO_SLOT || !FS_EVENT_ISNULL(ev, spec->slot))
-				acc->count++;
-			break;
-		case FS_AGG_SUM:
-		case FS_AGG_AVG:
-		case FS_AGG_STDDEV:
-		case FS_AGG_ZSCORE:
-		case FS_AGG_RATIO_TO_AVG:
-		case FS_AGG_MIN:
-		case FS_AGG_MAX:
-			if (!FS_EVENT_ISNULL(ev, spec->slot))
-			{
-				double		x = ev->values[spec->slot];
-
-				moments_add(&acc->m, x);
-				if (acc->m.n == 1.0 || x < acc->min)
-					acc->min = x;
-				if (acc->m.n == 1.0 || x > acc->max)
-					acc->max = x;
-			}
-			break;
 		case FS_AGG_DISTINCT:
 			if (!FS_EVENT_ISNULL(ev, spec->slot))
 				set_add(acc, slot_hash(ev, spec->slot));
@@ -268,6 +313,8 @@ accum_event(const FsWindowSpec *spec, Accum *acc, const FsEvent *ev,
 					acc->prev_lon = ev->values[spec->slot2];
 				}
 			}
+			break;
+		default:
 			break;
 	}
 }
@@ -293,7 +340,10 @@ finish_feature(const FsWindowSpec *spec, Accum *acc, const FsEvent *cur,
 	switch (spec->agg)
 	{
 		case FS_AGG_COUNT:
-			*result = (double) (acc->count + ((cur_null || probe) ? 0 : 1));
+			if (has_slot)
+				*result = all.n;
+			else
+				*result = (double) (acc->count + (probe ? 0 : 1));
 			return true;
 		case FS_AGG_SUM:
 			*result = all.sx;
@@ -380,14 +430,16 @@ FsWindowCompute(const FsWindowSpec *specs, int nspecs, Size event_size,
 			if (age < 0 || age >= longest)
 				continue;
 			for (int f = 0; f < nspecs; f++)
-				if (age < specs[f].window)
+				if (specs[f].shares == 0 && age < specs[f].window)
 					accum_event(&specs[f], &acc[f], ev, current);
 		}
 	}
 
 	for (int f = 0; f < nspecs; f++)
 	{
-		isnull[f] = !finish_feature(&specs[f], &acc[f], current, probe, &result[f]);
+		Accum	   *own = &acc[specs[f].shares == 0 ? f : specs[f].shares - 1];
+
+		isnull[f] = !finish_feature(&specs[f], own, current, probe, &result[f]);
 		if (isnull[f])
 			result[f] = 0.0;
 		if (acc[f].set)

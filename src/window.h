@@ -63,6 +63,9 @@ typedef struct FsWindowSpec
 	int64		window;			/* microseconds, > 0 */
 	int			slot;			/* value slot, or FS_NO_SLOT */
 	int			slot2;			/* geo_velocity: longitude slot */
+	int			shares;			/* 0, or 1 + an earlier spec whose
+								 * accumulator this one reads: see
+								 * FsWindowSpecsLink */
 } FsWindowSpec;
 
 /*
@@ -79,6 +82,7 @@ extern const char *FsAggName(FsAgg agg);
 extern bool FsAggFromName(const char *name, FsAgg *agg);
 extern bool FsAggNeedsValue(FsAgg agg);
 
+extern void FsWindowSpecsLink(FsWindowSpec *specs, int nspecs);
 extern void FsWindowCompute(const FsWindowSpec *specs, int nspecs,
 							Size event_size,
 							const FsEventRun *runs, int nruns,
