@@ -328,7 +328,7 @@ group_slot_for(FsGroupDef *gd, Relation rel, AttrNumber attnum, FsSlotKind kind)
 		if (gd->slots[i].attnum == attnum && gd->slots[i].kind == kind)
 			return i;
 	if (gd->nslots >= FS_MAX_SLOTS ||
-		FS_EVENT_SIZE(gd->nslots + 1) > 112)
+		FS_EVENT_SIZE(gd->nslots + 1) > FS_MAX_EVENT_SIZE)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("features on entity column \"%s\" of \"%s\" read too many value columns",
@@ -469,11 +469,19 @@ load_definitions(void)
 		if (entry->def->ngroups >= 16 &&
 			strcmp(entry->def->groups[entry->def->ngroups - 1].entity_column,
 				   SPI_getvalue(tup, td, 3)) != 0)
-			elog(ERROR, "too many entity columns with features on one source");
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("features of \"%s\" use too many entity columns",
+							RelationGetRelationName(rel)),
+					 errdetail("A source table can have features on at most 16 entity columns.")));
 		gd = source_group_for(entry->def, rel, SPI_getvalue(tup, td, 3),
 							  SPI_getvalue(tup, td, 4), 16);
 		if (gd->nfeatures >= 64)
-			elog(ERROR, "too many features on one entity column");
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("too many features on entity column \"%s\" of \"%s\"",
+							gd->entity_column, RelationGetRelationName(rel)),
+					 errdetail("An entity column of a source table can have at most 64 features.")));
 		spec = &gd->specs[gd->nfeatures];
 		gd->names[gd->nfeatures] = pstrdup(SPI_getvalue(tup, td, 1));
 		if (!FsAggFromName(agg_name, &spec->agg))

@@ -59,13 +59,11 @@ typedef struct FsBlock
 	int32		next;
 	int32		count;
 	TimestampTz max_time;		/* newest event of the block */
-	char		data[FS_BLOCK_SIZE - 16];
+	char		data[FS_MAX_EVENT_SIZE];
 } FsBlock;
 
 StaticAssertDecl(sizeof(FsBlock) == FS_BLOCK_SIZE, "FsBlock must be 128 bytes");
 
-/* Largest event record, so that every block holds at least one. */
-#define FS_MAX_EVENT_SIZE	(FS_BLOCK_SIZE - 16)
 
 typedef struct FsEntity
 {

@@ -11,6 +11,9 @@
 
 #include "window.h"
 
+/* Largest event record: what one 128-byte block of the state holds. */
+#define FS_MAX_EVENT_SIZE	112
+
 /* Bytes of an entity key kept verbatim; longer keys are kept as a hash. */
 #define FS_KEY_INLINE		24
 
