@@ -186,3 +186,7 @@ SELECT k AS feature,
 -- late events were counted, not stored
 SELECT sum(late_events) > 0 AS late_counted FROM fraudstream.features
  WHERE name = 'o_cnt_1h';
+
+-- busy cards were served by running summaries, not only by scans
+SELECT summarised_entities > 0 AS summaries_used FROM fraudstream.features
+ WHERE name = 'o_cnt_1h';

@@ -400,7 +400,8 @@ CREATE FUNCTION fraudstream.feature_group_stats(
     OUT expired_entities bigint,
     OUT evicted_entities bigint,
     OUT truncated_events bigint,
-    OUT rebuilds bigint)
+    OUT rebuilds bigint,
+    OUT summarised_entities bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'fraudstream_feature_group_stats'
 LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
@@ -413,7 +414,7 @@ CREATE VIEW fraudstream.features AS
            d.window_length, d.value_column, d.lat_column, d.lon_column,
            s.status, s.entities, s.events, s.late_events,
            s.expired_entities, s.evicted_entities, s.truncated_events,
-           s.rebuilds
+           s.rebuilds, s.summarised_entities
       FROM fraudstream.feature_definitions d
       LEFT JOIN fraudstream.feature_group_stats() s
         ON s.source = d.source AND s.entity_column = d.entity_column::text;

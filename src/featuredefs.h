@@ -52,6 +52,7 @@ typedef struct FsGroupDef
 	int			nfeatures;
 	char	  **names;
 	FsWindowSpec *specs;
+	FsWindowSet window_set;		/* the specs, for the window math */
 } FsGroupDef;
 
 /* Every feature group of one source table. */

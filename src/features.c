@@ -516,14 +516,12 @@ load_definitions(void)
 			for (int i = 0; i < entry->def->ngroups; i++)
 			{
 				FsGroupDef *gd = &entry->def->groups[i];
-				int64		longest = 0;
 				bool		usable;
 
-				for (int f = 0; f < gd->nfeatures; f++)
-					longest = Max(longest, gd->specs[f].window);
 				FsWindowSpecsLink(gd->specs, gd->nfeatures);
+				FsWindowSetInit(&gd->window_set, gd->specs, gd->nfeatures);
 				gd->event_size = FS_EVENT_SIZE(gd->nslots);
-				gd->retain = longest + (int64) FsMaxLatenessMs * 1000;
+				gd->retain = gd->window_set.longest + (int64) FsMaxLatenessMs * 1000;
 				gd->layout = group_layout(gd);
 				gd->group = FsGroupLookup(entry->relid, gd->entity_attnum, gd->layout,
 										  gd->nslots, gd->retain, generation,
@@ -1056,8 +1054,8 @@ fraudstream_feature_group_stats(PG_FUNCTION_ARGS)
 		{
 			FsGroupDef *gd = &sd->groups[i];
 			FsGroupCounters c;
-			Datum		values[10];
-			bool		nulls[10] = {0};
+			Datum		values[11];
+			bool		nulls[11] = {0};
 
 			FsGroupGetCounters(gd->group, &c);
 			values[0] = ObjectIdGetDatum(sd->relid);
@@ -1070,6 +1068,7 @@ fraudstream_feature_group_stats(PG_FUNCTION_ARGS)
 			values[7] = Int64GetDatum((int64) c.evicted_entities);
 			values[8] = Int64GetDatum((int64) c.truncated_events);
 			values[9] = Int64GetDatum((int64) c.rebuilds);
+			values[10] = Int64GetDatum(c.summarised);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
 	}

@@ -14,7 +14,9 @@
  * float8 per value slot of the group (FsEvent).  After each append, blocks
  * whose newest event is older than the entity's latest event minus the
  * group's retention (longest window + max_lateness) go back to the pool,
- * so state never holds more history than some window can use.
+ * so state never holds more history than some window can use.  Busy
+ * entities also keep running summaries of their windows (see "Running
+ * summaries" below), which make a feature O(1) to compute.
  *
  * Memory never runs out for an insert.  When the pool or the entity table
  * is exhausted, the partition being written is swept: entities idle for
@@ -22,7 +24,8 @@
  * the least recently appended entity of the partition is dropped
  * (evicted); failing that, the entity's own oldest block is dropped
  * (truncated, which makes its long windows approximate); failing that,
- * the event is not stored.  Each outcome has a counter in
+ * the event is not stored.  Running summaries of the partition's
+ * entities are dropped before any entity is evicted.  Each outcome has a counter in
  * fraudstream.features.  XXX: the LRU choice is per partition, not global.
  *
  * Locking.  The hash table is split into FS_STATE_PARTITIONS partitions
@@ -54,6 +57,11 @@
 #define FS_BLOCK_SIZE			128
 #define FS_NONE					(-1)
 
+/* Entities with fewer stored events are scanned, not summarised. */
+#define FS_SUMMARY_MIN_EVENTS	16
+/* Most accumulators a group's summaries hold (see FsWindowSet). */
+#define FS_MAX_SLIDES			16
+
 typedef struct FsBlock
 {
 	int32		next;
@@ -74,6 +82,9 @@ typedef struct FsEntity
 	int32		nevents;
 	TimestampTz latest;
 	uint32		touch;			/* clock of the last append, for LRU */
+	int32		summary;		/* first block of the running summaries */
+	uint32		summary_signature;	/* of the specs they summarise */
+	TimestampTz summary_blocked_until;	/* no summary before this time */
 } FsEntity;
 
 typedef struct FsGroupSlot
@@ -95,6 +106,7 @@ typedef struct FsGroupSlot
 	pg_atomic_uint64 expired_entities;
 	pg_atomic_uint64 rebuilds;
 	pg_atomic_uint64 entities;
+	pg_atomic_uint64 summarised;
 } FsGroupSlot;
 
 typedef struct FsStateShared
@@ -102,6 +114,7 @@ typedef struct FsStateShared
 	slock_t		alloc_lock;		/* protects the two free lists */
 	int32		free_entity;
 	int32		free_block;
+	int32		nfree_blocks;
 	int32		nbuckets;		/* power of 2 */
 	pg_atomic_uint32 clock;
 	pg_atomic_uint64 catalog_generation;	/* bumped by feature DDL commits */
@@ -183,6 +196,7 @@ state_init(void *base, bool found, LWLockPadded *locks)
 	for (int i = 0; i < nblocks; i++)
 		blocks[i].next = (i + 1 < nblocks) ? i + 1 : FS_NONE;
 	state->free_block = nblocks > 0 ? 0 : FS_NONE;
+	state->nfree_blocks = nblocks;
 	for (int g = 0; g < FsMaxFeatureGroups; g++)
 	{
 		FsGroupSlot *slot = &state->groups[g];
@@ -198,6 +212,7 @@ state_init(void *base, bool found, LWLockPadded *locks)
 		pg_atomic_init_u64(&slot->expired_entities, 0);
 		pg_atomic_init_u64(&slot->rebuilds, 0);
 		pg_atomic_init_u64(&slot->entities, 0);
+		pg_atomic_init_u64(&slot->summarised, 0);
 	}
 }
 
@@ -275,7 +290,11 @@ pop_free(int32 *list, bool is_block)
 	SpinLockAcquire(&state->alloc_lock);
 	i = *list;
 	if (i != FS_NONE)
+	{
 		*list = is_block ? blocks[i].next : entities[i].next;
+		if (is_block)
+			state->nfree_blocks--;
+	}
 	SpinLockRelease(&state->alloc_lock);
 	return i;
 }
@@ -286,7 +305,32 @@ push_free_block(int32 b)
 	SpinLockAcquire(&state->alloc_lock);
 	blocks[b].next = state->free_block;
 	state->free_block = b;
+	state->nfree_blocks++;
 	SpinLockRelease(&state->alloc_lock);
+}
+
+/* Give a chain of blocks back to the pool. */
+static void
+free_chain(int32 b)
+{
+	while (b != FS_NONE)
+	{
+		int32		next = blocks[b].next;
+
+		push_free_block(b);
+		b = next;
+	}
+}
+
+/* Drop an entity's running summaries; they are rebuilt when needed. */
+static void
+summary_drop(FsEntity *ent)
+{
+	if (ent->summary == FS_NONE)
+		return;
+	free_chain(ent->summary);
+	ent->summary = FS_NONE;
+	pg_atomic_fetch_sub_u64(&group_slot(ent->key.group)->summarised, 1);
 }
 
 /* Drop an entity: its blocks and entry go back to the pool. */
@@ -296,13 +340,8 @@ free_entity(int32 e, int bucket)
 	int32	   *link = &buckets[bucket];
 	int32		b = entities[e].first_block;
 
-	while (b != FS_NONE)
-	{
-		int32		next = blocks[b].next;
-
-		push_free_block(b);
-		b = next;
-	}
+	summary_drop(&entities[e]);
+	free_chain(b);
 	while (*link != e)
 		link = &entities[*link].next;
 	*link = entities[e].next;
@@ -327,7 +366,7 @@ group_watermark(FsGroupSlot *slot)
  * the partition lock exclusively.
  */
 static bool
-make_room(int bucket, int32 keep)
+make_room(int bucket, int32 keep, bool need_block)
 {
 	int			part = bucket % FS_STATE_PARTITIONS;
 	int32		lru = FS_NONE;
@@ -360,6 +399,21 @@ make_room(int bucket, int32 keep)
 	if (freed)
 		return true;
 
+	/* running summaries are only a speed-up: they go before any entity */
+	for (int b = part; need_block && b < state->nbuckets; b += FS_STATE_PARTITIONS)
+	{
+		for (int32 e = buckets[b]; e != FS_NONE; e = entities[e].next)
+		{
+			if (entities[e].summary != FS_NONE)
+			{
+				summary_drop(&entities[e]);
+				freed = true;
+			}
+		}
+	}
+	if (freed)
+		return true;
+
 	if (lru != FS_NONE)
 	{
 		FsGroupSlot *slot = group_slot(entities[lru].key.group);
@@ -380,6 +434,8 @@ make_room(int bucket, int32 keep)
 		pg_atomic_fetch_add_u64(&group_slot(ent->key.group)->truncated_events,
 								blocks[b].count);
 		push_free_block(b);
+		/* the summaries may point into the dropped block */
+		summary_drop(ent);
 		return true;
 	}
 	return false;
@@ -395,7 +451,7 @@ alloc_with_room(int32 *list, bool is_block, int bucket, int32 keep)
 
 		if (i != FS_NONE)
 			return i;
-		if (!make_room(bucket, keep))
+		if (!make_room(bucket, keep, is_block))
 			break;
 	}
 	return FS_NONE;
@@ -599,49 +655,247 @@ FsGroupGetCounters(int group, FsGroupCounters *c)
 	c->expired_entities = pg_atomic_read_u64(&slot->expired_entities);
 	c->rebuilds = pg_atomic_read_u64(&slot->rebuilds);
 	c->entities = (int64) pg_atomic_read_u64(&slot->entities);
+	c->summarised = (int64) pg_atomic_read_u64(&slot->summarised);
 }
 
 /*
- * Compute features of "current" for an entity from its stored events and
- * the caller's own pending ones (NULL if none).  *latest gets the time of
- * the entity's newest stored event, or DT_NOBEGIN.  Returns whether the
- * entity had stored events.
+ * Running summaries.  An entity with at least FS_SUMMARY_MIN_EVENTS
+ * stored events whose events arrive in time order keeps one FsSlide per
+ * accumulator of its group's features (window.c), anchored at its newest
+ * event, as a byte stream over a chain of blocks from the same pool.
+ * Appends maintain them; reads copy them and walk their fronts to the
+ * window of the event being scored, so a feature costs O(1) however busy
+ * the entity.  An event older than the entity's newest drops them: they
+ * come back once every window has moved past it
+ * (summary_blocked_until).  Summaries never make room: without a free
+ * block an entity is scanned, as a small one is.
+ */
+
+/* Number of accumulators (specs that share no other's) in a set. */
+static int
+slide_count(const FsWindowSet *set)
+{
+	int			n = 0;
+
+	for (int f = 0; f < set->nspecs; f++)
+		if (set->specs[f].shares == 0)
+			n++;
+	return n;
+}
+
+/* Copy an entity's summaries out of (store false) or into their blocks. */
+static void
+summary_copy(FsEntity *ent, FsSlide *slides, int nslides, bool store)
+{
+	char	   *bytes = (char *) slides;
+	Size		left = sizeof(FsSlide) * nslides;
+
+	for (int32 b = ent->summary; b != FS_NONE && left > 0; b = blocks[b].next)
+	{
+		Size		chunk = Min(left, (Size) FS_MAX_EVENT_SIZE);
+
+		if (store)
+			memcpy(blocks[b].data, bytes, chunk);
+		else
+			memcpy(bytes, blocks[b].data, chunk);
+		bytes += chunk;
+		left -= chunk;
+	}
+}
+
+/* Allocate the blocks of an entity's summaries; false if the pool is dry. */
+static bool
+summary_alloc(FsEntity *ent, int nslides)
+{
+	int			nblk = (int) ((sizeof(FsSlide) * nslides + FS_MAX_EVENT_SIZE - 1) /
+							  FS_MAX_EVENT_SIZE);
+
+	Assert(ent->summary == FS_NONE);
+	/* leave the last free blocks to events (read unlocked: a hint) */
+	if (state->nfree_blocks < nblk + nblocks / 16)
+		return false;
+	for (int i = 0; i < nblk; i++)
+	{
+		int32		b = pop_free(&state->free_block, true);
+
+		if (b == FS_NONE)
+		{
+			summary_drop(ent);
+			return false;
+		}
+		if (ent->summary == FS_NONE)
+			pg_atomic_fetch_add_u64(&group_slot(ent->key.group)->summarised, 1);
+		blocks[b].next = ent->summary;
+		blocks[b].count = 0;
+		ent->summary = b;
+	}
+	return true;
+}
+
+/*
+ * Walk a stats summary's front past the events at or before "limit",
+ * removing them; the front ends on the oldest event after it, or just
+ * past the newest event.
+ */
+static void
+walk_front(const FsWindowSpec *spec, FsSlide *slide, Size esize,
+		   TimestampTz limit)
+{
+	int32		b = slide->front_block;
+	int			i = slide->front_index;
+
+	while (b != FS_NONE)
+	{
+		const FsEvent *ev;
+
+		if (i >= blocks[b].count)
+		{
+			if (blocks[b].next == FS_NONE)
+				break;
+			b = blocks[b].next;
+			i = 0;
+			continue;
+		}
+		ev = FS_EVENT_AT(blocks[b].data, i, esize);
+		if (ev->time > limit)
+			break;
+		FsSlideRemove(spec, slide, ev);
+		i++;
+	}
+	slide->front_block = b;
+	slide->front_index = (uint8) i;
+}
+
+/* Rebuild one summary from the stored events of its window. */
+static void
+refold(const FsEntity *ent, const FsWindowSpec *spec, FsSlide *slide, Size esize)
+{
+	TimestampTz limit = ent->latest - spec->window;
+	bool		found = false;
+
+	FsSlideReset(spec, slide);
+	for (int32 b = ent->first_block; b != FS_NONE; b = blocks[b].next)
+	{
+		for (int i = 0; i < blocks[b].count; i++)
+		{
+			const FsEvent *ev = FS_EVENT_AT(blocks[b].data, i, esize);
+
+			if (ev->time <= limit)
+				continue;
+			if (!found)
+			{
+				slide->front_block = b;
+				slide->front_index = (uint8) i;
+				found = true;
+			}
+			FsSlideAdd(spec, slide, ev);
+		}
+	}
+	if (!found)
+	{
+		slide->front_block = ent->last_block;
+		slide->front_index = (uint8) (ent->last_block == FS_NONE ? 0 :
+									  blocks[ent->last_block].count);
+	}
+}
+
+/*
+ * Bring an entity's summaries up to date after an append of in-order
+ * events (already added to them): walk the fronts, refold what must be,
+ * and store them.
+ */
+static void
+summary_settle(FsEntity *ent, const FsWindowSet *set, FsSlide *slides,
+			   Size esize)
+{
+	int			j = 0;
+
+	for (int f = 0; f < set->nspecs; f++)
+	{
+		const FsWindowSpec *spec = &set->specs[f];
+
+		if (spec->shares != 0)
+			continue;
+		if (FsSlideIsStats(spec))
+			walk_front(spec, &slides[j], esize, ent->latest - spec->window);
+		if (FsSlideNeedsRefold(spec, &slides[j]))
+			refold(ent, spec, &slides[j], esize);
+		j++;
+	}
+	summary_copy(ent, slides, j, true);
+}
+
+/*
+ * Compute features of "current" for an entity from its stored events (or
+ * their summaries) and the caller's own pending ones (NULL if none).
+ * *latest gets the time of the entity's newest stored event, or
+ * DT_NOBEGIN.  Returns whether the entity had stored events.
  */
 bool
 FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
-			   const FsWindowSpec *specs, int nspecs, const FsEvent *current,
+			   const FsWindowSet *set, const FsEvent *current,
 			   bool probe, double *result, bool *isnull, TimestampTz *latest)
 {
 	FsGroupSlot *slot = group_slot(key->group);
 	int			bucket = key_bucket(key);
 	LWLock	   *lock = partition_lock(bucket);
-	FsEventRun *runs;
+	FsEventRun *runs = NULL;
 	int			nruns = 0;
 	int32		e;
+	FsSlide		slides[FS_MAX_SLIDES];
+	const FsSlide **slide_of = NULL;
+	bool		scan = true;
 
 	LWLockAcquire(lock, LW_SHARED);
 	e = FS_NONE;
 	if (pg_atomic_read_u32(&slot->layout) == layout)
 		e = find_entity(key, bucket);
-	runs = palloc(sizeof(FsEventRun) *
-				  ((e == FS_NONE ? 0 : entities[e].nevents) + 1));
 	*latest = DT_NOBEGIN;
 	if (e != FS_NONE)
 	{
-		*latest = entities[e].latest;
-		for (int32 b = entities[e].first_block; b != FS_NONE; b = blocks[b].next)
+		FsEntity   *ent = &entities[e];
+
+		*latest = ent->latest;
+		if (ent->summary != FS_NONE && ent->summary_signature == set->signature &&
+			current->time >= ent->latest)
 		{
-			runs[nruns].events = (const FsEvent *) blocks[b].data;
-			runs[nruns].count = blocks[b].count;
-			nruns++;
+			int			j = 0;
+
+			summary_copy(ent, slides, slide_count(set), false);
+			slide_of = palloc0(sizeof(FsSlide *) * set->nspecs);
+			scan = false;
+			for (int f = 0; f < set->nspecs; f++)
+			{
+				const FsWindowSpec *spec = &set->specs[f];
+
+				if (spec->shares != 0)
+					continue;
+				if (FsSlideIsStats(spec))
+					walk_front(spec, &slides[j], slot->event_size,
+							   current->time - spec->window);
+				if (slides[j].flags & (FS_SLIDE_STALE | FS_SLIDE_OVERFLOW))
+					scan = true;
+				slide_of[f] = &slides[j++];
+			}
+		}
+		if (scan)
+		{
+			runs = palloc(sizeof(FsEventRun) * (ent->nevents + 1));
+			for (int32 b = ent->first_block; b != FS_NONE; b = blocks[b].next)
+			{
+				runs[nruns].events = (const FsEvent *) blocks[b].data;
+				runs[nruns].count = blocks[b].count;
+				nruns++;
+			}
 		}
 	}
-	if (pending != NULL && pending->count > 0)
-		runs[nruns++] = *pending;
-	FsWindowCompute(specs, nspecs, slot->event_size, runs, nruns, current,
-					probe, result, isnull);
+	FsWindowComputeSlid(set, slot->event_size, slide_of, runs, nruns,
+						pending, current, probe, result, isnull);
 	LWLockRelease(lock);
-	pfree(runs);
+	if (runs)
+		pfree(runs);
+	if (slide_of)
+		pfree(slide_of);
 	return e != FS_NONE;
 }
 
@@ -666,13 +920,14 @@ FsStateLatest(const FsEntityKey *key, uint32 layout)
 }
 
 /*
- * Append committed events of one entity.  Runs after commit: never throws,
- * never allocates backend memory; when shared memory is exhausted it makes
- * room as the file header describes.
+ * Append committed events of one entity, in arrival order, and maintain
+ * its running summaries for the definitions "set" (NULL: drop them).
+ * Runs after commit: never throws, never allocates backend memory; when
+ * shared memory is exhausted it makes room as the file header describes.
  */
 void
-FsStateAppend(const FsEntityKey *key, uint32 layout, const FsEvent *events,
-			  int count)
+FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
+			  const FsEvent *events, int count)
 {
 	FsGroupSlot *slot = group_slot(key->group);
 	Size		esize = slot->event_size;
@@ -682,6 +937,9 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsEvent *events,
 	FsEntity   *ent;
 	int32		e;
 	TimestampTz newest = DT_NOBEGIN;
+	FsSlide		slides[FS_MAX_SLIDES];
+	int			nslides = 0;
+	bool		summarise;
 
 	LWLockAcquire(lock, LW_EXCLUSIVE);
 	if (pg_atomic_read_u32(&slot->layout) != layout)
@@ -705,12 +963,25 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsEvent *events,
 		ent->first_block = ent->last_block = FS_NONE;
 		ent->nevents = 0;
 		ent->latest = DT_NOBEGIN;
+		ent->summary = FS_NONE;
+		ent->summary_signature = 0;
+		ent->summary_blocked_until = DT_NOBEGIN;
 		ent->next = buckets[bucket];
 		buckets[bucket] = e;
 		pg_atomic_fetch_add_u64(&slot->entities, 1);
 	}
 	ent = &entities[e];
 	ent->touch = pg_atomic_fetch_add_u32(&state->clock, 1);
+
+	if (set != NULL)
+		nslides = slide_count(set);
+	summarise = set != NULL && nslides > 0 && nslides <= FS_MAX_SLIDES &&
+		set->longest <= slot->retain;
+	if (ent->summary != FS_NONE &&
+		(!summarise || ent->summary_signature != set->signature))
+		summary_drop(ent);
+	if (ent->summary != FS_NONE)
+		summary_copy(ent, slides, nslides, false);
 
 	for (int i = 0; i < count; i++)
 	{
@@ -724,6 +995,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsEvent *events,
 			if (b == FS_NONE)
 			{
 				pg_atomic_fetch_add_u64(&slot->truncated_events, 1);
+				summary_drop(ent);
 				continue;
 			}
 			blocks[b].next = FS_NONE;
@@ -740,8 +1012,39 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsEvent *events,
 		blk->count++;
 		blk->max_time = Max(blk->max_time, ev->time);
 		ent->nevents++;
+		if (ev->time < ent->latest)
+		{
+			/* out of time order: no summary until every window passed it */
+			summary_drop(ent);
+			if (summarise)
+				ent->summary_blocked_until = Max(ent->summary_blocked_until,
+												 ent->latest + set->longest);
+		}
+		else if (ent->summary != FS_NONE)
+		{
+			int			j = 0;
+
+			for (int f = 0; f < set->nspecs; f++)
+				if (set->specs[f].shares == 0)
+					FsSlideAdd(&set->specs[f], &slides[j++], ev);
+		}
 		ent->latest = Max(ent->latest, ev->time);
 		newest = Max(newest, ev->time);
+	}
+
+	if (ent->summary != FS_NONE)
+		summary_settle(ent, set, slides, esize);
+	else if (summarise && ent->nevents >= FS_SUMMARY_MIN_EVENTS &&
+			 ent->latest >= ent->summary_blocked_until &&
+			 summary_alloc(ent, nslides))
+	{
+		int			j = 0;
+
+		ent->summary_signature = set->signature;
+		for (int f = 0; f < set->nspecs; f++)
+			if (set->specs[f].shares == 0)
+				refold(ent, &set->specs[f], &slides[j++], esize);
+		summary_copy(ent, slides, nslides, true);
 	}
 
 	/* Blocks no window can reach any more go back to the pool. */

@@ -47,6 +47,7 @@ typedef struct FsGroupCounters
 	uint64		expired_entities;	/* entities idle longer than their windows */
 	uint64		rebuilds;
 	int64		entities;		/* entities now held */
+	int64		summarised;		/* entities now with running summaries */
 } FsGroupCounters;
 
 extern int	FsMaxEntities;
@@ -68,12 +69,13 @@ extern void FsGroupGetCounters(int group, FsGroupCounters *counters);
 
 extern bool FsStateCompute(const FsEntityKey *key, uint32 layout,
 						   const FsEventRun *pending,
-						   const FsWindowSpec *specs, int nspecs,
+						   const FsWindowSet *set,
 						   const FsEvent *current, bool probe,
 						   double *result, bool *isnull, TimestampTz *latest);
 extern int	FsGroupFind(Oid relid, int16 entity_attnum);
 extern TimestampTz FsStateLatest(const FsEntityKey *key, uint32 layout);
 extern void FsStateAppend(const FsEntityKey *key, uint32 layout,
+						  const FsWindowSet *set,
 						  const FsEvent *events, int count);
 
 #endif							/* FRAUDSTREAM_FEATURESTATE_H */

@@ -92,6 +92,9 @@ typedef struct PendingGroup
 	AttrNumber	entity_attnum;
 	int			group;
 	bool		truncated;
+	uint32		layout;			/* of the definitions below */
+	FsWindowSet set;			/* the group's definitions, copied when the
+								 * transaction first fed it, for the merge */
 } PendingGroup;
 
 #define MAX_PENDING_GROUPS	64
@@ -113,6 +116,17 @@ set_group_locktag(LOCKTAG *tag, Oid relid, AttrNumber attnum)
 						 FS_LOCKTAG_GROUP);
 }
 
+/* The memory context of pending events, created on first use. */
+static MemoryContext
+pending_context(void)
+{
+	if (pending_cxt == NULL)
+		pending_cxt = AllocSetContextCreate(TopMemoryContext,
+											"fraudstream pending events",
+											ALLOCSET_DEFAULT_SIZES);
+	return pending_cxt;
+}
+
 /* Remember a group this transaction feeds or truncates. */
 static PendingGroup *
 note_group(Oid relid, const FsGroupDef *gd)
@@ -129,6 +143,12 @@ note_group(Oid relid, const FsGroupDef *gd)
 	pending_groups[n_pending_groups].entity_attnum = gd->entity_attnum;
 	pending_groups[n_pending_groups].group = gd->group;
 	pending_groups[n_pending_groups].truncated = false;
+	pending_groups[n_pending_groups].layout = gd->layout;
+	pending_groups[n_pending_groups].set = gd->window_set;
+	pending_groups[n_pending_groups].set.specs =
+		MemoryContextAlloc(pending_context(), sizeof(FsWindowSpec) * gd->nfeatures);
+	memcpy((FsWindowSpec *) pending_groups[n_pending_groups].set.specs,
+		   gd->specs, sizeof(FsWindowSpec) * gd->nfeatures);
 	return &pending_groups[n_pending_groups++];
 }
 
@@ -163,13 +183,9 @@ pending_lookup(const FsEntityKey *key, bool create)
 
 		if (!create)
 			return NULL;
-		if (pending_cxt == NULL)
-			pending_cxt = AllocSetContextCreate(TopMemoryContext,
-												"fraudstream pending events",
-												ALLOCSET_DEFAULT_SIZES);
 		ctl.keysize = sizeof(FsEntityKey);
 		ctl.entrysize = sizeof(PendingEntity);
-		ctl.hcxt = pending_cxt;
+		ctl.hcxt = pending_context();
 		pending = hash_create("fraudstream pending entities", 256, &ctl,
 							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
@@ -261,9 +277,17 @@ merge_pending(void)
 	hash_seq_init(&seq, pending);
 	while ((pe = hash_seq_search(&seq)) != NULL)
 	{
+		const FsWindowSet *set = NULL;
+
 		/* An unloaded group gets these rows from the table when rebuilt. */
-		if (pe->count > 0 && FsGroupGetStatus(pe->key.group) == FS_GROUP_READY)
-			FsStateAppend(&pe->key, pe->layout, (const FsEvent *) pe->events, pe->count);
+		if (pe->count == 0 || FsGroupGetStatus(pe->key.group) != FS_GROUP_READY)
+			continue;
+		for (int i = 0; i < n_pending_groups; i++)
+			if (pending_groups[i].group == pe->key.group &&
+				pending_groups[i].layout == pe->layout)
+				set = &pending_groups[i].set;
+		FsStateAppend(&pe->key, pe->layout, set, (const FsEvent *) pe->events,
+					  pe->count);
 	}
 }
 
@@ -452,7 +476,8 @@ rebuild_group(const FsGroupDef *gd, Oid relid)
 		scan_source(relid, gd->group, snapshot, collect_recent, &rs);
 		qsort(rs.loaded, rs.count, sizeof(LoadedEvent), loaded_cmp);
 		for (int64 i = 0; i < rs.count; i++)
-			FsStateAppend(&rs.loaded[i].key, gd->layout, rs.loaded[i].event, 1);
+			FsStateAppend(&rs.loaded[i].key, gd->layout, &gd->window_set,
+						  rs.loaded[i].event, 1);
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
@@ -511,7 +536,7 @@ FsOnlineCompute(const FsGroupDef *gd, const FsEntityKey *key,
 	else
 		run.count = 0;
 	if (gd->layout != 0 && !truncated_in_xact(gd->group))
-		(void) FsStateCompute(key, gd->layout, &run, gd->specs, gd->nfeatures,
+		(void) FsStateCompute(key, gd->layout, &run, &gd->window_set,
 							  event, probe, result, isnull, &latest);
 	else
 		FsWindowCompute(gd->specs, gd->nfeatures, gd->event_size, &run,

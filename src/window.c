@@ -35,12 +35,16 @@
  * FsEventIsLate.
  *
  * Ties: among events with the same time, the one that arrived last is the
- * latest.  Sums, averages and deviations use the same Youngs-Cramer
- * accumulation as PostgreSQL's float8 aggregates.
+ * latest.  Sums, averages and deviations are accumulated in double-double
+ * arithmetic (see Moments), so a value does not depend on the order in
+ * which events were added to or removed from a window; they agree with
+ * PostgreSQL's float8 aggregates to the last bits of a float8.
  *
- * XXX: the computation scans the events of the longest window once for all
- * the features of an entity: its cost grows with the number of events in
- * the window.
+ * Two ways to compute, with the same results: FsWindowCompute folds the
+ * events of the window (the batch path, small entities, events out of
+ * order), and FsWindowComputeSlid starts from running summaries (FsSlide)
+ * that the online state keeps for busy entities, so that the cost of a
+ * feature does not grow with the number of events in its window.
  *
  * Locking: none; callers hold whatever protects the runs they pass.
  *
@@ -49,6 +53,9 @@
 #include "postgres.h"
 
 #include <math.h>
+
+#include "common/hashfn.h"
+#include "utils/float.h"
 
 #include "window.h"
 
@@ -70,14 +77,22 @@ static const char *const agg_names[FS_AGG_COUNT_ALL] = {
 };
 
 /*
- * Youngs-Cramer accumulator, as float8_accum: N, Sx and Sxx, where Sxx is
- * the sum of squared deviations from the running mean.
+ * Count, sum and sum of squares of a window's values.  The sums are kept
+ * in double-double arithmetic (an unevaluated pair hi + lo, about 106 bits
+ * of precision) with error-free transformations, so that they are exact
+ * in practice whatever the order in which values were added and removed:
+ * a running summary that has added and removed events for hours gives the
+ * same feature as a fresh fold of the window's events.  Non-finite values
+ * do not go into the pairs; "special" sums them apart, so that an infinity
+ * or NaN propagates as in float8 arithmetic.
  */
 typedef struct Moments
 {
 	double		n;
-	double		sx;
-	double		sxx;
+	double		sum[2];
+	double		sumsq[2];
+	int			nspecial;		/* non-finite values among the n */
+	double		special;		/* their sum */
 } Moments;
 
 /* Per-feature scratch state of one FsWindowCompute call. */
@@ -141,32 +156,133 @@ FsHaversineKm(double lat1, double lon1, double lat2, double lon2)
 	return 2.0 * EARTH_RADIUS_KM * asin(Min(1.0, sqrt(a)));
 }
 
-/* Add one value, as float8_accum does. */
+/* Error-free sum: a + b == *hi + *lo exactly. */
+static inline void
+two_sum(double a, double b, double *hi, double *lo)
+{
+	double		s = a + b;
+	double		bb = s - a;
+
+	*lo = (a - (s - bb)) + (b - bb);
+	*hi = s;
+}
+
+/* Error-free product by Dekker's splitting: a * b == *hi + *lo exactly. */
+static inline void
+two_prod(double a, double b, double *hi, double *lo)
+{
+	const double split = 134217729.0;	/* 2^27 + 1 */
+	double		p = a * b;
+	double		t,
+				ah,
+				al,
+				bh,
+				bl;
+
+	t = split * a;
+	ah = t - (t - a);
+	al = a - ah;
+	t = split * b;
+	bh = t - (t - b);
+	bl = b - bh;
+	*lo = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+	*hi = p;
+}
+
+/* dd += hi + lo, for double-double dd */
+static inline void
+dd_add(double *dd, double hi, double lo)
+{
+	double		s,
+				e;
+
+	two_sum(dd[0], hi, &s, &e);
+	e += dd[1] + lo;
+	two_sum(s, e, &dd[0], &dd[1]);
+}
+
+/* dd * b as a double-double */
+static inline void
+dd_mul(const double *dd, double b, double *out)
+{
+	double		p,
+				e;
+
+	two_prod(dd[0], b, &p, &e);
+	e += dd[1] * b;
+	two_sum(p, e, &out[0], &out[1]);
+}
+
+/* Add (sign 1) or remove (sign -1) one value. */
+static inline void
+moments_change(Moments *m, double x, double sign)
+{
+	double		hi,
+				lo;
+
+	m->n += sign;
+	if (!isfinite(x))
+	{
+		m->nspecial += (int) sign;
+		m->special = m->nspecial > 0 ? m->special + sign * x : 0.0;
+		return;
+	}
+	dd_add(m->sum, sign * x, 0.0);
+	two_prod(x, x, &hi, &lo);
+	dd_add(m->sumsq, sign * hi, sign * lo);
+}
+
 static inline void
 moments_add(Moments *m, double x)
 {
-	double		n = m->n + 1.0;
-	double		sx = m->sx + x;
-
-	if (m->n > 0.0)
-	{
-		double		tmp = x * n - sx;
-
-		m->sxx += tmp * tmp / (m->n * n);
-	}
-	else
-		m->sxx = 0.0;
-	m->n = n;
-	m->sx = sx;
+	moments_change(m, x, 1.0);
 }
 
-/* Sample standard deviation, as float8_stddev_samp; false below 2 values. */
+static inline double
+moments_sum(const Moments *m)
+{
+	if (m->nspecial > 0)
+		return m->special;
+	return m->sum[0] + m->sum[1];
+}
+
+static inline double
+moments_avg(const Moments *m)
+{
+	return moments_sum(m) / m->n;
+}
+
+/*
+ * Sample standard deviation, sqrt((n Sxx - Sx^2) / (n (n - 1))) with the
+ * numerator in double-double; false below 2 values.
+ */
 static inline bool
 moments_stddev(const Moments *m, double *result)
 {
+	double		nq[2],
+				s2[2],
+				num[2];
+
 	if (m->n < 2.0)
 		return false;
-	*result = sqrt(m->sxx / (m->n - 1.0));
+	if (m->nspecial > 0)
+	{
+		*result = get_float8_nan();
+		return true;
+	}
+	dd_mul(m->sumsq, m->n, nq);
+	dd_mul(m->sum, m->sum[0], s2);
+	{
+		/* add sum[1] * sum: the low half's share of the square */
+		double		t[2];
+
+		dd_mul(m->sum, m->sum[1], t);
+		dd_add(s2, t[0], t[1]);
+	}
+	num[0] = nq[0];
+	num[1] = nq[1];
+	dd_add(num, -s2[0], -s2[1]);
+	*result = sqrt(Max(num[0] + num[1], 0.0) / (m->n * (m->n - 1.0)));
 	return true;
 }
 
@@ -244,11 +360,25 @@ reads_value_stats(const FsWindowSpec *spec)
 }
 
 /*
- * Link each feature to the first earlier one with the same window and
- * value column whose accumulator it can read (count, sum, avg, min, max,
- * stddev, zscore and ratio_to_avg of one column all read the same
- * statistics), so that FsWindowCompute folds each event once per window
- * and column instead of once per feature.  Call once per definition set.
+ * Whether two features can read one accumulator: the same window, and
+ * either both read the plain statistics of one value column (count, sum,
+ * avg, min, max, stddev, zscore and ratio_to_avg do), or they are the same
+ * aggregation of the same columns.
+ */
+static bool
+can_share(const FsWindowSpec *a, const FsWindowSpec *b)
+{
+	if (a->window != b->window || a->slot != b->slot)
+		return false;
+	if (reads_value_stats(a) || reads_value_stats(b))
+		return reads_value_stats(a) && reads_value_stats(b);
+	return a->agg == b->agg && a->slot2 == b->slot2;
+}
+
+/*
+ * Link each feature to the first earlier one whose accumulator it can
+ * read, so that FsWindowCompute folds each event once per accumulator
+ * instead of once per feature.  Call once per definition set.
  */
 void
 FsWindowSpecsLink(FsWindowSpec *specs, int nspecs)
@@ -256,18 +386,40 @@ FsWindowSpecsLink(FsWindowSpec *specs, int nspecs)
 	for (int f = 0; f < nspecs; f++)
 	{
 		specs[f].shares = 0;
-		if (!reads_value_stats(&specs[f]))
-			continue;
 		for (int g = 0; g < f; g++)
 		{
-			if (specs[g].shares == 0 && reads_value_stats(&specs[g]) &&
-				specs[g].window == specs[f].window && specs[g].slot == specs[f].slot)
+			if (specs[g].shares == 0 && can_share(&specs[g], &specs[f]))
 			{
 				specs[f].shares = g + 1;
 				break;
 			}
 		}
 	}
+}
+
+/* Describe a linked definition set for FsWindowComputeSlid and the state. */
+void
+FsWindowSetInit(FsWindowSet *set, const FsWindowSpec *specs, int nspecs)
+{
+	uint32		sig = 0x9e3779b9;
+
+	set->specs = specs;
+	set->nspecs = nspecs;
+	set->longest = 0;
+	for (int f = 0; f < nspecs; f++)
+	{
+		int64		fields[5];
+
+		fields[0] = specs[f].agg;
+		fields[1] = specs[f].window;
+		fields[2] = specs[f].slot;
+		fields[3] = specs[f].slot2;
+		fields[4] = specs[f].shares;
+		set->longest = Max(set->longest, specs[f].window);
+		sig = hash_combine(sig, hash_bytes((const unsigned char *) fields,
+										   sizeof(fields)));
+	}
+	set->signature = sig;
 }
 
 /* Fold one other event (not the scored one) into a feature's accumulator. */
@@ -346,10 +498,10 @@ finish_feature(const FsWindowSpec *spec, Accum *acc, const FsEvent *cur,
 				*result = (double) (acc->count + (probe ? 0 : 1));
 			return true;
 		case FS_AGG_SUM:
-			*result = all.sx;
+			*result = moments_sum(&all);
 			return all.n > 0.0;
 		case FS_AGG_AVG:
-			*result = all.sx / all.n;
+			*result = moments_avg(&all);
 			return all.n > 0.0;
 		case FS_AGG_MIN:
 			if (all.n == 0.0)
@@ -366,12 +518,12 @@ finish_feature(const FsWindowSpec *spec, Accum *acc, const FsEvent *cur,
 		case FS_AGG_ZSCORE:
 			if (cur_null || !moments_stddev(&acc->m, &sd) || sd == 0.0)
 				return false;
-			*result = (x - acc->m.sx / acc->m.n) / sd;
+			*result = (x - moments_avg(&acc->m)) / sd;
 			return true;
 		case FS_AGG_RATIO_TO_AVG:
-			if (cur_null || acc->m.n == 0.0 || acc->m.sx == 0.0)
+			if (cur_null || acc->m.n == 0.0 || moments_sum(&acc->m) == 0.0)
 				return false;
-			*result = x / (acc->m.sx / acc->m.n);
+			*result = x / moments_avg(&acc->m);
 			return true;
 		case FS_AGG_DISTINCT:
 			if (!cur_null)
@@ -402,6 +554,303 @@ finish_feature(const FsWindowSpec *spec, Accum *acc, const FsEvent *cur,
 }
 
 /*
+ * Running summaries (FsSlide).  The online state keeps one per
+ * accumulator for entities with many events, anchored at the entity's
+ * newest committed event, so that a feature costs O(1) instead of a scan
+ * of the window:
+ *	- stats add each new event and remove each event that leaves the
+ *	  window (the caller walks its front); the double-double moments make
+ *	  removal exact.  Removing the minimum or maximum, or meeting a value
+ *	  that is not finite, marks the summary stale: the caller refolds it
+ *	  from the window's events, which for values in random order happens
+ *	  about once per window's worth of removals.
+ *	- distinct keeps up to FS_SLIDE_DISTINCT values with the time each
+ *	  was last seen, reusing the slot of one that left the window; with
+ *	  more values it overflows, features fall back to a scan, and the
+ *	  caller refolds it every FS_SLIDE_REFOLD_EVERY appends to see whether
+ *	  the window has shrunk back.
+ *	- last (since_last, geo_velocity) keeps the newest event.
+ * A summary requires events to arrive in time order: the caller drops it
+ * when one does not.
+ */
+
+/* Whether a spec's summary is of the stats kind (has a front to walk). */
+bool
+FsSlideIsStats(const FsWindowSpec *spec)
+{
+	return reads_value_stats(spec);
+}
+
+void
+FsSlideReset(const FsWindowSpec *spec, FsSlide *slide)
+{
+	memset(slide, 0, sizeof(*slide));
+	if (spec->agg == FS_AGG_DISTINCT)
+		for (int i = 0; i < FS_SLIDE_DISTINCT; i++)
+			slide->u.distinct.seen[i] = DT_NOBEGIN;
+}
+
+static inline Moments
+slide_moments(const FsSlide *slide)
+{
+	Moments		m = {0};
+
+	m.n = slide->u.stats.n;
+	m.sum[0] = slide->u.stats.sum[0];
+	m.sum[1] = slide->u.stats.sum[1];
+	m.sumsq[0] = slide->u.stats.sumsq[0];
+	m.sumsq[1] = slide->u.stats.sumsq[1];
+	return m;
+}
+
+static inline void
+slide_store_moments(FsSlide *slide, const Moments *m)
+{
+	slide->u.stats.n = m->n;
+	slide->u.stats.sum[0] = m->sum[0];
+	slide->u.stats.sum[1] = m->sum[1];
+	slide->u.stats.sumsq[0] = m->sumsq[0];
+	slide->u.stats.sumsq[1] = m->sumsq[1];
+}
+
+/* Add the entity's newest event (no event of the window is newer). */
+void
+FsSlideAdd(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
+{
+	if (reads_value_stats(spec))
+	{
+		Moments		m;
+		double		x;
+
+		if (spec->slot == FS_NO_SLOT)
+		{
+			slide->u.stats.n += 1.0;
+			return;
+		}
+		if (FS_EVENT_ISNULL(event, spec->slot))
+			return;
+		x = event->values[spec->slot];
+		if (!isfinite(x))
+		{
+			slide->flags |= FS_SLIDE_STALE;
+			return;
+		}
+		m = slide_moments(slide);
+		moments_add(&m, x);
+		slide_store_moments(slide, &m);
+		if (m.n == 1.0 || x < slide->u.stats.min)
+			slide->u.stats.min = x;
+		if (m.n == 1.0 || x > slide->u.stats.max)
+			slide->u.stats.max = x;
+		return;
+	}
+	switch (spec->agg)
+	{
+		case FS_AGG_DISTINCT:
+			{
+				uint64		h;
+				int			free_slot = -1;
+
+				if (FS_EVENT_ISNULL(event, spec->slot))
+					return;
+				if (slide->flags & FS_SLIDE_OVERFLOW)
+				{
+					if (slide->changes < PG_UINT16_MAX)
+						slide->changes++;
+					return;
+				}
+				h = slot_hash(event, spec->slot);
+				for (int i = 0; i < FS_SLIDE_DISTINCT; i++)
+				{
+					TimestampTz seen = slide->u.distinct.seen[i];
+
+					if (seen != DT_NOBEGIN && slide->u.distinct.hash[i] == h)
+					{
+						slide->u.distinct.seen[i] = Max(seen, event->time);
+						return;
+					}
+					if (free_slot < 0 &&
+						(seen == DT_NOBEGIN || seen <= event->time - spec->window))
+						free_slot = i;
+				}
+				if (free_slot < 0)
+				{
+					slide->flags |= FS_SLIDE_OVERFLOW;
+					slide->changes = 0;
+					return;
+				}
+				slide->u.distinct.hash[free_slot] = h;
+				slide->u.distinct.seen[free_slot] = event->time;
+				return;
+			}
+		case FS_AGG_SINCE_LAST:
+		case FS_AGG_GEO_VELOCITY:
+			if (spec->agg == FS_AGG_GEO_VELOCITY)
+			{
+				if (FS_EVENT_ISNULL(event, spec->slot) ||
+					FS_EVENT_ISNULL(event, spec->slot2))
+					return;
+				slide->u.last.lat = event->values[spec->slot];
+				slide->u.last.lon = event->values[spec->slot2];
+			}
+			slide->u.last.time = event->time;
+			slide->flags |= FS_SLIDE_HAVE;
+			return;
+		default:
+			return;
+	}
+}
+
+/* Remove the oldest event of a stats summary's window. */
+void
+FsSlideRemove(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
+{
+	Moments		m;
+	double		x;
+
+	Assert(reads_value_stats(spec));
+	if (spec->slot == FS_NO_SLOT)
+	{
+		slide->u.stats.n -= 1.0;
+		return;
+	}
+	if (FS_EVENT_ISNULL(event, spec->slot))
+		return;
+	x = event->values[spec->slot];
+	if (!isfinite(x) || slide->u.stats.n <= 1.0)
+	{
+		/* a non-finite value never entered; the last value leaves */
+		if (slide->u.stats.n <= 1.0 && isfinite(x))
+		{
+			memset(&slide->u, 0, sizeof(slide->u));
+			slide->flags &= ~FS_SLIDE_STALE;
+		}
+		else
+			slide->flags |= FS_SLIDE_STALE;
+		return;
+	}
+	m = slide_moments(slide);
+	moments_change(&m, x, -1.0);
+	slide_store_moments(slide, &m);
+	if (x <= slide->u.stats.min || x >= slide->u.stats.max)
+		slide->flags |= FS_SLIDE_STALE;
+}
+
+/* Distinct summaries that overflowed are refolded this often. */
+#define FS_SLIDE_REFOLD_EVERY	64
+
+/* Whether the caller must rebuild the summary from the window's events. */
+bool
+FsSlideNeedsRefold(const FsWindowSpec *spec, const FsSlide *slide)
+{
+	if (slide->flags & FS_SLIDE_STALE)
+		return true;
+	return spec->agg == FS_AGG_DISTINCT && (slide->flags & FS_SLIDE_OVERFLOW) &&
+		slide->changes >= FS_SLIDE_REFOLD_EVERY;
+}
+
+/*
+ * Load a summary into an accumulator for an event at time t, if it can
+ * serve: a stats summary must already be walked to the window ending at
+ * t.  Returns false when the feature must be computed by a scan.
+ */
+static bool
+accum_from_slide(const FsWindowSpec *spec, Accum *acc, const FsSlide *slide,
+				 TimestampTz t)
+{
+	if (reads_value_stats(spec))
+	{
+		Moments		m;
+
+		if (slide->flags & FS_SLIDE_STALE)
+			return false;
+		if (spec->slot == FS_NO_SLOT)
+		{
+			acc->count = (int64) slide->u.stats.n;
+			return true;
+		}
+		m = slide_moments(slide);
+		acc->m = m;
+		acc->min = slide->u.stats.min;
+		acc->max = slide->u.stats.max;
+		return true;
+	}
+	switch (spec->agg)
+	{
+		case FS_AGG_DISTINCT:
+			if (slide->flags & FS_SLIDE_OVERFLOW)
+				return false;
+			for (int i = 0; i < FS_SLIDE_DISTINCT; i++)
+			{
+				TimestampTz seen = slide->u.distinct.seen[i];
+
+				if (seen != DT_NOBEGIN && seen > t - spec->window && seen <= t)
+					set_add(acc, slide->u.distinct.hash[i]);
+			}
+			return true;
+		case FS_AGG_SINCE_LAST:
+		case FS_AGG_GEO_VELOCITY:
+			if ((slide->flags & FS_SLIDE_HAVE) &&
+				slide->u.last.time > t - spec->window && slide->u.last.time <= t)
+			{
+				acc->have_prev = true;
+				acc->prev_time = slide->u.last.time;
+				acc->prev_lat = slide->u.last.lat;
+				acc->prev_lon = slide->u.last.lon;
+			}
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Fold the events of runs into the accumulators of the features not
+ * marked done.
+ */
+static void
+fold_runs(const FsWindowSpec *specs, int nspecs, Size event_size,
+		  Accum *acc, const bool *done, int64 longest,
+		  const FsEventRun *runs, int nruns, const FsEvent *current)
+{
+	for (int r = 0; r < nruns; r++)
+	{
+		for (int i = 0; i < runs[r].count; i++)
+		{
+			const FsEvent *ev = FS_EVENT_AT(runs[r].events, i, event_size);
+			int64		age = current->time - ev->time;
+
+			/* in (t - window, t] for some feature? */
+			if (age < 0 || age >= longest)
+				continue;
+			for (int f = 0; f < nspecs; f++)
+				if (specs[f].shares == 0 && !(done && done[f]) &&
+					age < specs[f].window)
+					accum_event(&specs[f], &acc[f], ev, current);
+		}
+	}
+}
+
+/* Turn the accumulators into the features' values and free them. */
+static void
+finish_all(const FsWindowSpec *specs, int nspecs, Accum *acc,
+		   const FsEvent *current, bool probe, double *result, bool *isnull)
+{
+	for (int f = 0; f < nspecs; f++)
+	{
+		Accum	   *own = &acc[specs[f].shares == 0 ? f : specs[f].shares - 1];
+
+		isnull[f] = !finish_feature(&specs[f], own, current, probe, &result[f]);
+		if (isnull[f])
+			result[f] = 0.0;
+	}
+	for (int f = 0; f < nspecs; f++)
+		if (acc[f].set)
+			pfree(acc[f].set);
+	pfree(acc);
+}
+
+/*
  * Compute nspecs features of "current" from the events of "runs" (all of
  * the same entity, all arrived before it, in any time order).  With probe,
  * "current" is only a point in time (see finish_feature).  Results go to
@@ -418,32 +867,48 @@ FsWindowCompute(const FsWindowSpec *specs, int nspecs, Size event_size,
 
 	for (int f = 0; f < nspecs; f++)
 		longest = Max(longest, specs[f].window);
+	fold_runs(specs, nspecs, event_size, acc, NULL, longest, runs, nruns, current);
+	finish_all(specs, nspecs, acc, current, probe, result, isnull);
+}
 
-	for (int r = 0; r < nruns; r++)
-	{
-		for (int i = 0; i < runs[r].count; i++)
-		{
-			const FsEvent *ev = FS_EVENT_AT(runs[r].events, i, event_size);
-			int64		age = current->time - ev->time;
-
-			/* in (t - window, t] for some feature? */
-			if (age < 0 || age >= longest)
-				continue;
-			for (int f = 0; f < nspecs; f++)
-				if (specs[f].shares == 0 && age < specs[f].window)
-					accum_event(&specs[f], &acc[f], ev, current);
-		}
-	}
+/*
+ * FsWindowCompute for an entity whose stored events have running
+ * summaries: slides[f] (NULL for a feature that shares another's
+ * accumulator, or whose summary is missing) stands for the stored events
+ * of accumulator f, already walked to the window ending at current's
+ * time.  The stored runs are scanned only for accumulators no summary can
+ * serve; pending (the session's own events, which arrived after the
+ * stored ones; NULL if none) is always folded.
+ */
+void
+FsWindowComputeSlid(const FsWindowSet *set, Size event_size,
+					const FsSlide *const *slides,
+					const FsEventRun *stored, int nstored,
+					const FsEventRun *pending,
+					const FsEvent *current, bool probe,
+					double *result, bool *isnull)
+{
+	const FsWindowSpec *specs = set->specs;
+	int			nspecs = set->nspecs;
+	Accum	   *acc = palloc0(sizeof(Accum) * nspecs);
+	bool	   *done = palloc0(sizeof(bool) * nspecs);
+	bool		scan = false;
 
 	for (int f = 0; f < nspecs; f++)
 	{
-		Accum	   *own = &acc[specs[f].shares == 0 ? f : specs[f].shares - 1];
-
-		isnull[f] = !finish_feature(&specs[f], own, current, probe, &result[f]);
-		if (isnull[f])
-			result[f] = 0.0;
-		if (acc[f].set)
-			pfree(acc[f].set);
+		if (specs[f].shares != 0)
+			continue;
+		if (slides != NULL && slides[f] != NULL)
+			done[f] = accum_from_slide(&specs[f], &acc[f], slides[f], current->time);
+		if (!done[f])
+			scan = true;
 	}
-	pfree(acc);
+	if (scan)
+		fold_runs(specs, nspecs, event_size, acc, done, set->longest,
+				  stored, nstored, current);
+	if (pending != NULL && pending->count > 0)
+		fold_runs(specs, nspecs, event_size, acc, NULL, set->longest,
+				  pending, 1, current);
+	pfree(done);
+	finish_all(specs, nspecs, acc, current, probe, result, isnull);
 }

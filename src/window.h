@@ -78,6 +78,69 @@ typedef struct FsEventRun
 	int			count;
 } FsEventRun;
 
+/*
+ * The features of a group as the window math takes them: their specs
+ * (linked by FsWindowSpecsLink), the longest window, and a signature
+ * that changes whenever any spec does (it tells whether stored running
+ * summaries were made for these specs).
+ */
+typedef struct FsWindowSet
+{
+	const FsWindowSpec *specs;
+	int			nspecs;
+	int64		longest;
+	uint32		signature;
+} FsWindowSet;
+
+/* Distinct values a running summary tracks before it overflows. */
+#define FS_SLIDE_DISTINCT	3
+
+/* FsSlide.flags */
+#define FS_SLIDE_HAVE		0x01	/* last: an event is held */
+#define FS_SLIDE_STALE		0x02	/* min/max left the window, or a value is
+									 * not finite: refold */
+#define FS_SLIDE_OVERFLOW	0x04	/* distinct: more values than tracked */
+
+/*
+ * Running summary of one accumulator (a spec with shares == 0) over an
+ * entity's committed events in the window ending at its newest event, for
+ * entities whose events arrive in time order.  "front" is the position of
+ * the oldest event in the window, kept by the caller (featurestate.c).
+ *	stats		count, moments, min and max of the window's values
+ *	distinct	up to FS_SLIDE_DISTINCT values, each with its latest time
+ *	last		the newest event (with a position, for geo_velocity)
+ */
+typedef struct FsSlide
+{
+	int32		front_block;
+	uint8		front_index;
+	uint8		flags;
+	uint16		changes;		/* appends since a distinct summary
+								 * overflowed */
+	union
+	{
+		struct
+		{
+			double		n;
+			double		sum[2];		/* sum of values, double-double */
+			double		sumsq[2];	/* sum of squares, double-double */
+			double		min;
+			double		max;
+		}			stats;
+		struct
+		{
+			uint64		hash[FS_SLIDE_DISTINCT];
+			TimestampTz seen[FS_SLIDE_DISTINCT];	/* DT_NOBEGIN: unused */
+		}			distinct;
+		struct
+		{
+			TimestampTz time;
+			double		lat;
+			double		lon;
+		}			last;
+	}			u;
+} FsSlide;
+
 extern const char *FsAggName(FsAgg agg);
 extern bool FsAggFromName(const char *name, FsAgg *agg);
 extern bool FsAggNeedsValue(FsAgg agg);
@@ -88,6 +151,22 @@ extern void FsWindowCompute(const FsWindowSpec *specs, int nspecs,
 							const FsEventRun *runs, int nruns,
 							const FsEvent *current, bool probe,
 							double *result, bool *isnull);
+
+extern void FsWindowSetInit(FsWindowSet *set, const FsWindowSpec *specs,
+							int nspecs);
+extern bool FsSlideIsStats(const FsWindowSpec *spec);
+extern void FsSlideReset(const FsWindowSpec *spec, FsSlide *slide);
+extern void FsSlideAdd(const FsWindowSpec *spec, FsSlide *slide,
+					   const FsEvent *event);
+extern void FsSlideRemove(const FsWindowSpec *spec, FsSlide *slide,
+						  const FsEvent *event);
+extern bool FsSlideNeedsRefold(const FsWindowSpec *spec, const FsSlide *slide);
+extern void FsWindowComputeSlid(const FsWindowSet *set, Size event_size,
+								const FsSlide *const *slides,
+								const FsEventRun *stored, int nstored,
+								const FsEventRun *pending,
+								const FsEvent *current, bool probe,
+								double *result, bool *isnull);
 
 extern double FsHaversineKm(double lat1, double lon1, double lat2, double lon2);
 
