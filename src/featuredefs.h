@@ -55,12 +55,21 @@ typedef struct FsGroupDef
 	FsWindowSet window_set;		/* the specs, for the window math */
 } FsGroupDef;
 
+/* A feature of a source: its group and its index in the group. */
+typedef struct FsFeatureRef
+{
+	int			group;
+	int			feature;
+} FsFeatureRef;
+
 /* Every feature group of one source table. */
 typedef struct FsSourceDef
 {
 	Oid			relid;
 	int			ngroups;
 	FsGroupDef *groups;
+	int			nfeatures;		/* of all groups */
+	FsFeatureRef *name_order;	/* every feature, in jsonb key order */
 } FsSourceDef;
 
 extern int	FsMaxLatenessMs;

@@ -59,6 +59,7 @@
 
 #include "fraudstream.h"
 #include "featuredefs.h"
+#include "featurejson.h"
 
 int			FsMaxLatenessMs = 300000;
 
@@ -404,6 +405,42 @@ group_layout(const FsGroupDef *gd)
 	return h == 0 ? 1 : h;
 }
 
+/* Order of a source's features by name as jsonb sorts keys. */
+static const FsSourceDef *name_order_source;
+
+static int
+feature_ref_compare(const void *a, const void *b)
+{
+	const FsFeatureRef *ra = a;
+	const FsFeatureRef *rb = b;
+
+	return FsJsonbKeyCompare(name_order_source->groups[ra->group].names[ra->feature],
+							 name_order_source->groups[rb->group].names[rb->feature]);
+}
+
+static void
+set_name_order(FsSourceDef *sd)
+{
+	int			n = 0;
+
+	for (int i = 0; i < sd->ngroups; i++)
+		n += sd->groups[i].nfeatures;
+	sd->nfeatures = n;
+	sd->name_order = MemoryContextAlloc(cache_cxt, sizeof(FsFeatureRef) * Max(n, 1));
+	n = 0;
+	for (int i = 0; i < sd->ngroups; i++)
+	{
+		for (int f = 0; f < sd->groups[i].nfeatures; f++)
+		{
+			sd->name_order[n].group = i;
+			sd->name_order[n].feature = f;
+			n++;
+		}
+	}
+	name_order_source = sd;
+	qsort(sd->name_order, n, sizeof(FsFeatureRef), feature_ref_compare);
+}
+
 /*
  * Rebuild the cache from the catalog.  Each group gets its shared slot;
  * definitions only this transaction sees may not reset shared state.
@@ -529,6 +566,7 @@ load_definitions(void)
 				if (!usable)
 					gd->layout = 0; /* matches no shared layout: local only */
 			}
+			set_name_order(entry->def);
 		}
 	}
 	cache_generation = generation;
@@ -588,6 +626,8 @@ FsGetSourceDefForRel(Relation rel)
 	sd = palloc0(sizeof(FsSourceDef));
 	sd->relid = parent->relid;
 	sd->ngroups = parent->ngroups;
+	sd->nfeatures = parent->nfeatures;
+	sd->name_order = parent->name_order;
 	sd->groups = palloc(sizeof(FsGroupDef) * parent->ngroups);
 	for (int i = 0; i < parent->ngroups; i++)
 	{

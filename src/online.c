@@ -67,6 +67,7 @@
 #include "utils/timestamp.h"
 
 #include "fraudstream.h"
+#include "featurejson.h"
 #include "online.h"
 
 /* field4 of the advisory locktags that guard group rebuilds ("FS") */
@@ -686,7 +687,7 @@ fraudstream_feature_values(PG_FUNCTION_ARGS)
 	char	   *entity_column = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *key_text = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	TimestampTz at = PG_GETARG_TIMESTAMPTZ(2);
-	StringInfoData buf;
+	FsFeatureObject obj;
 	ListCell   *lc;
 	bool		any = false;
 	FsEvent    *probe = palloc0(FS_EVENT_SIZE(FS_MAX_SLOTS));
@@ -694,11 +695,12 @@ fraudstream_feature_values(PG_FUNCTION_ARGS)
 	probe->time = at;
 	probe->nullmask = ~(uint32) 0;
 
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
+	FsFeatureObjectInit(&obj, 16);
 	foreach(lc, FsAllSourceDefs())
 	{
 		FsSourceDef *sd = lfirst(lc);
+		double	  **results = palloc0(sizeof(double *) * sd->ngroups);
+		bool	  **nulls = palloc0(sizeof(bool *) * sd->ngroups);
 
 		for (int i = 0; i < sd->ngroups; i++)
 		{
@@ -707,8 +709,6 @@ fraudstream_feature_values(PG_FUNCTION_ARGS)
 			Oid			typioparam;
 			Datum		value;
 			FsEntityKey key;
-			double	   *result;
-			bool	   *isnull;
 
 			if (strcmp(gd->entity_column, entity_column) != 0)
 				continue;
@@ -719,21 +719,28 @@ fraudstream_feature_values(PG_FUNCTION_ARGS)
 			FsEntityKeyFromDatum(gd, value, &key);
 			FsEnsureGroupLoaded(gd, sd->relid);
 
-			result = palloc(sizeof(double) * gd->nfeatures);
-			isnull = palloc(sizeof(bool) * gd->nfeatures);
-			FsOnlineCompute(gd, &key, probe, true, result, isnull);
-			for (int f = 0; f < gd->nfeatures; f++)
-				FsAppendFeatureJson(&buf, gd->names[f], gd->specs[f].agg,
-									result[f], isnull[f]);
+			results[i] = palloc(sizeof(double) * gd->nfeatures);
+			nulls[i] = palloc(sizeof(bool) * gd->nfeatures);
+			FsOnlineCompute(gd, &key, probe, true, results[i], nulls[i]);
+		}
+		for (int n = 0; n < sd->nfeatures; n++)
+		{
+			const FsFeatureRef *ref = &sd->name_order[n];
+			const FsGroupDef *gd = &sd->groups[ref->group];
+
+			if (results[ref->group] != NULL)
+				FsFeatureObjectAdd(&obj, gd->names[ref->feature],
+								   gd->specs[ref->feature].agg,
+								   results[ref->group][ref->feature],
+								   nulls[ref->group][ref->feature]);
 		}
 	}
-	appendStringInfoChar(&buf, '}');
 	if (!any)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("no features are defined on entity column \"%s\"", entity_column),
 				 errhint("See fraudstream.features for the defined features.")));
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+	PG_RETURN_JSONB_P(FsFeatureObjectFinish(&obj));
 }
 
 /*
@@ -749,7 +756,9 @@ fraudstream_row_features(PG_FUNCTION_ARGS)
 	HeapTupleData tuple;
 	FsSourceDef *sd = FsGetSourceDef(relid);
 	Relation	rel;
-	StringInfoData buf;
+	FsFeatureObject obj;
+	double	  **results;
+	bool	  **nulls;
 	FsEvent    *event = palloc(FS_EVENT_SIZE(FS_MAX_SLOTS));
 
 	if (sd == NULL)
@@ -767,27 +776,34 @@ fraudstream_row_features(PG_FUNCTION_ARGS)
 						 RelationGetRelationName(rel))));
 	FsTupleFromComposite(row, relid, &tuple);
 
-	initStringInfo(&buf);
-	appendStringInfoChar(&buf, '{');
+	results = palloc(sizeof(double *) * sd->ngroups);
+	nulls = palloc(sizeof(bool *) * sd->ngroups);
 	for (int i = 0; i < sd->ngroups; i++)
 	{
 		const FsGroupDef *gd = &sd->groups[i];
 		FsEntityKey key;
-		double	   *result = palloc(sizeof(double) * gd->nfeatures);
-		bool	   *isnull = palloc(sizeof(bool) * gd->nfeatures);
-		bool		is_event = FsEventFromTuple(gd, RelationGetDescr(rel), &tuple,
-												event, &key);
 
-		if (is_event)
+		results[i] = palloc(sizeof(double) * gd->nfeatures);
+		nulls[i] = palloc(sizeof(bool) * gd->nfeatures);
+		if (FsEventFromTuple(gd, RelationGetDescr(rel), &tuple, event, &key))
 		{
 			FsEnsureGroupLoaded(gd, relid);
-			FsOnlineCompute(gd, &key, event, false, result, isnull);
+			FsOnlineCompute(gd, &key, event, false, results[i], nulls[i]);
 		}
-		for (int f = 0; f < gd->nfeatures; f++)
-			FsAppendFeatureJson(&buf, gd->names[f], gd->specs[f].agg,
-								result[f], !is_event || isnull[f]);
+		else
+			memset(nulls[i], true, sizeof(bool) * gd->nfeatures);
 	}
-	appendStringInfoChar(&buf, '}');
 	table_close(rel, AccessShareLock);
-	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+
+	FsFeatureObjectInit(&obj, sd->nfeatures);
+	for (int n = 0; n < sd->nfeatures; n++)
+	{
+		const FsFeatureRef *ref = &sd->name_order[n];
+		const FsGroupDef *gd = &sd->groups[ref->group];
+
+		FsFeatureObjectAdd(&obj, gd->names[ref->feature], gd->specs[ref->feature].agg,
+						   results[ref->group][ref->feature],
+						   nulls[ref->group][ref->feature]);
+	}
+	PG_RETURN_JSONB_P(FsFeatureObjectFinish(&obj));
 }

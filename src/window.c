@@ -560,10 +560,11 @@ finish_feature(const FsWindowSpec *spec, Accum *acc, const FsEvent *cur,
  * of the window:
  *	- stats add each new event and remove each event that leaves the
  *	  window (the caller walks its front); the double-double moments make
- *	  removal exact.  Removing the minimum or maximum, or meeting a value
- *	  that is not finite, marks the summary stale: the caller refolds it
- *	  from the window's events, which for values in random order happens
- *	  about once per window's worth of removals.
+ *	  removal exact.  Removing the last copy of the minimum or maximum
+ *	  (copies are counted), or meeting a value that is not finite, marks
+ *	  the summary stale: the caller refolds it from the window's events,
+ *	  which for values in random order happens about once per window's
+ *	  worth of removals.
  *	- distinct keeps up to FS_SLIDE_DISTINCT values with the time each
  *	  was last seen, reusing the slot of one that left the window; with
  *	  more values it overflows, features fall back to a scan, and the
@@ -639,9 +640,19 @@ FsSlideAdd(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
 		moments_add(&m, x);
 		slide_store_moments(slide, &m);
 		if (m.n == 1.0 || x < slide->u.stats.min)
+		{
 			slide->u.stats.min = x;
+			slide->u.stats.nmin = 0;
+		}
+		if (x == slide->u.stats.min)
+			slide->u.stats.nmin++;
 		if (m.n == 1.0 || x > slide->u.stats.max)
+		{
 			slide->u.stats.max = x;
+			slide->u.stats.nmax = 0;
+		}
+		if (x == slide->u.stats.max)
+			slide->u.stats.nmax++;
 		return;
 	}
 	switch (spec->agg)
@@ -732,7 +743,9 @@ FsSlideRemove(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
 	m = slide_moments(slide);
 	moments_change(&m, x, -1.0);
 	slide_store_moments(slide, &m);
-	if (x <= slide->u.stats.min || x >= slide->u.stats.max)
+	/* the last copy of the minimum or maximum leaves: find the next one */
+	if ((x == slide->u.stats.min && --slide->u.stats.nmin == 0) ||
+		(x == slide->u.stats.max && --slide->u.stats.nmax == 0))
 		slide->flags |= FS_SLIDE_STALE;
 }
 

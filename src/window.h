@@ -93,7 +93,7 @@ typedef struct FsWindowSet
 } FsWindowSet;
 
 /* Distinct values a running summary tracks before it overflows. */
-#define FS_SLIDE_DISTINCT	3
+#define FS_SLIDE_DISTINCT	6
 
 /* FsSlide.flags */
 #define FS_SLIDE_HAVE		0x01	/* last: an event is held */
@@ -126,6 +126,8 @@ typedef struct FsSlide
 			double		sumsq[2];	/* sum of squares, double-double */
 			double		min;
 			double		max;
+			uint32		nmin;		/* values equal to min */
+			uint32		nmax;		/* values equal to max */
 		}			stats;
 		struct
 		{
