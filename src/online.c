@@ -37,6 +37,11 @@
  * not added.  After a rebuild, events are loaded in time order, so the
  * rows that were late when they arrived count again.
  *
+ * XXX: features fold the session's own pending events of the entity by a
+ * scan (the shared state has running summaries, the pending events have
+ * none), so in a transaction that inserts many events of one entity each
+ * computed row costs O(its pending events in the window).
+ *
  * Locking: pending events are backend-local.  Shared state is reached
  * through featurestate.c, which documents its locks.
  *
