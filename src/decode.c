@@ -66,6 +66,7 @@ struct FsDecoder
 	int32	   *typmods;
 	bool	   *plain_text;		/* text column: no input function needed */
 	ExprState **defaults;		/* default expression per column, or NULL */
+	bool		volatile_defaults;	/* one of them is volatile (not nextval) */
 	int		   *csv_atts;		/* CSV field i goes to column csv_atts[i] */
 	int			ncsv;
 	int			meta_partition;	/* columns for Kafka metadata, -1 none */
@@ -176,6 +177,8 @@ FsDecoderCreate(Relation rel, FsFormat format, FsSourceOptions *opts)
 		{
 			defexpr = (Node *) expression_planner((Expr *) defexpr);
 			d->defaults[i] = ExecInitExpr((Expr *) defexpr, NULL);
+			if (contain_volatile_functions_not_nextval(defexpr))
+				d->volatile_defaults = true;
 		}
 	}
 
@@ -203,6 +206,17 @@ FsDecoderCreate(Relation rel, FsFormat format, FsSourceOptions *opts)
 	d->meta_timestamp = option_column(d, "timestamp_column", opts->timestamp_column);
 	d->meta_key = option_column(d, "key_column", opts->key_column);
 	return d;
+}
+
+/*
+ * Whether a column default is volatile (nextval aside): such a default
+ * might read the target table, which must then see every row inserted
+ * before, so rows cannot wait in a multi-insert buffer (as in COPY).
+ */
+bool
+FsDecoderVolatileDefaults(FsDecoder *d)
+{
+	return d->volatile_defaults;
 }
 
 /* ---------------------------------------------------------------------

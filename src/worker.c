@@ -675,7 +675,8 @@ add_reject(int row, const char *error, const char *sqlstate)
 
 /* sink.c row callback: decode message "row" into datums. */
 static bool
-batch_row(void *arg, int row, ExprContext *econtext, Datum *values, bool *nulls)
+batch_row(void *arg, int row, ExprContext *econtext, Datum *values, bool *nulls,
+		  Size *bytes)
 {
 	BatchCtx   *ctx = arg;
 	rd_kafka_message_t *m = W.msgs[row];
@@ -689,6 +690,7 @@ batch_row(void *arg, int row, ExprContext *econtext, Datum *values, bool *nulls)
 	meta.timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
 	meta.key = m->key;
 	meta.key_len = m->key_len;
+	*bytes = m->len;
 	FsDecodeValues(ctx->decoder, &ctx->parsed[row], &meta, econtext, values, nulls);
 	return true;
 }
@@ -851,7 +853,9 @@ flush_batch(void)
 
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(W.owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	inserted = FsSinkInsertRows(W.target, W.nmsgs, batch_row, batch_reject, &ctx);
+	inserted = FsSinkInsertRows(W.target, W.nmsgs,
+								!FsDecoderVolatileDefaults(ctx.decoder),
+								batch_row, batch_reject, &ctx);
 	SetUserIdAndSecContext(save_user, save_sec);
 	MemoryContextSwitchTo(old);
 
