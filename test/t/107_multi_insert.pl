@@ -7,7 +7,9 @@
 #  - the feature feed trigger (BEFORE ROW, which does not prevent
 #    buffering) and a user AFTER ROW trigger fire once per row that landed;
 #  - a target with a user BEFORE ROW trigger (rows one at a time, as in
-#    COPY) and a ring (one buffer per partition) give the same result.
+#    COPY) and a ring (one buffer per partition) give the same result;
+#  - values decoded in place keep their meaning (escapes, repeated keys,
+#    nested JSON, NULL, empty text).
 use strict;
 use warnings;
 use FindBin;
@@ -93,18 +95,26 @@ for my $i (1 .. $n)
 my $good = $n - keys %bad;
 my $rejects_expected = join(',', map { "$_:$bad{$_}[1]" } sort { $a <=> $b } keys %bad);
 
-for my $target ('buffered', 'single', 'ringed')
+# Produce the messages to a topic of one partition, consume them into the
+# table of the same name, and wait until each is a row or a reject.
+sub consume
 {
+	my ($target, $messages) = @_;
 	fs_topic("${t}_$target", 1);
-	fs_produce("${t}_$target", \@lines);
+	fs_produce("${t}_$target", $messages);
 	$node->safe_psql('postgres', qq{
 SET ROLE ingest;
 SELECT fraudstream.create_source('$target', '$target', '$bs', '${t}_$target');
 });
 	ok(fs_wait_for($node,
 			qq{SELECT (SELECT count(*) FROM $target) + (SELECT count(*) FROM fraudstream.rejects WHERE source = '$target')},
-			$n, 180),
+			scalar(@$messages), 180),
 		"$target: rows + rejects = messages sent");
+}
+
+for my $target ('buffered', 'single', 'ringed')
+{
+	consume($target, \@lines);
 	is($node->safe_psql('postgres', qq{SELECT batches FROM fraudstream.source_stats WHERE source = '$target'}),
 		1, "$target: the messages were written as one batch");
 	is($node->safe_psql('postgres', qq{SELECT count(*), count(DISTINCT id) FROM $target}),
@@ -129,6 +139,31 @@ is($node->safe_psql('postgres', 'SELECT count(*), count(DISTINCT id) FROM before
 cmp_ok($node->safe_psql('postgres',
 		'SELECT count(DISTINCT tableoid) FROM ringed'), '>', 1,
 	'ringed: the batch spread over several partitions');
+
+# Values are decoded in place (text columns take the parsed text as their
+# datum): escapes in keys and values, repeated keys (the last wins, also
+# when they repeat more often than the table has columns), nested JSON,
+# unknown keys, NULL and the empty string.
+$node->safe_psql('postgres', q{
+CREATE TABLE shapes (id int, t text, j jsonb, n numeric);
+GRANT INSERT ON shapes TO ingest;
+});
+my @shapes = (
+	q({"id": 1, "t": "a\"b\\\\c\u00e9\n/\/", "n": 1.5e2}),
+	q({"i\u0064": 2, "t": "k"}),
+	'{"id": 3, ' . join(', ', map { "\"t\": \"v$_\"" } 1 .. 50) . ', "t": "last"}',
+	q({"id": 4, "j": {"a": [1, 2, {"b": null}]}, "unknown": {"x": [1]}, "t": null}),
+	q({"id": 5, "t": "", "n": -0.25}),
+	q( {"t":"x\u0000y","id":6} ),
+);
+consume('shapes', \@shapes);
+is($node->safe_psql('postgres',
+		q{SELECT string_agg(concat_ws('|', id, coalesce(t, 'NULL'), coalesce(length(t)::text, '-'), coalesce(j::text, 'NULL'), coalesce(n::text, 'NULL')), ';' ORDER BY id) FROM shapes}),
+	"1|a\"b\\c\xc3\xa9\n//|9|NULL|150;2|k|1|NULL|NULL;3|last|4|NULL|NULL;"
+	  . '4|NULL|-|{"a": [1, 2, {"b": null}]}|NULL;5||0|NULL|-0.25',
+	'shapes: escapes, repeated keys, nested JSON, NULL and empty text decode as before');
+like($node->safe_psql('postgres', q{SELECT error FROM fraudstream.rejects WHERE source = 'shapes'}),
+	qr/\\u0000 cannot be stored in text/, 'shapes: \u0000 is rejected');
 
 $node->stop;
 done_testing();
