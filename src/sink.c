@@ -71,9 +71,13 @@
 #include "fraudstream.h"
 #include "sink.h"
 
-/* Rows buffered per relation, and input bytes over all buffers, at most. */
-#define SINK_BUFFER_ROWS	1000
-#define SINK_BUFFER_BYTES	(256 * 1024)
+/*
+ * Rows buffered per relation, and input bytes over all buffers, at most.
+ * Fewer rows than COPY's 1000: each attempt makes its buffer slots anew,
+ * and a few hundred rows already fill many heap pages per call.
+ */
+#define SINK_BUFFER_ROWS	256
+#define SINK_BUFFER_BYTES	(64 * 1024)
 
 /* Rows waiting for one multi-insert into one relation (leaf partition). */
 typedef struct SinkBuffer
