@@ -95,6 +95,9 @@
 /* Messages taken from librdkafka per call. */
 #define FS_CONSUME_CHUNK	1024
 
+/* The batch context's first block, kept across batches. */
+#define FS_BATCH_BLOCK_BYTES	(8 * 1024 * 1024)
+
 int			FsBatchSize = 10000;
 int			FsBatchMaxAge = 5;
 
@@ -1178,8 +1181,13 @@ fraudstream_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnectionByOid(args.dbid, InvalidOid, 0);
 	W.worker_cxt = AllocSetContextCreate(TopMemoryContext, "fraudstream worker",
 										 ALLOCSET_DEFAULT_SIZES);
+	/*
+	 * A batch of the default size decodes into a few megabytes; a first
+	 * block that large is kept across resets, so batches do not hand
+	 * their memory back to the kernel and fault it in again each time.
+	 */
 	W.batch_cxt = AllocSetContextCreate(W.worker_cxt, "fraudstream batch",
-										ALLOCSET_DEFAULT_SIZES);
+										0, FS_BATCH_BLOCK_BYTES, FS_BATCH_BLOCK_BYTES);
 	W.msgs_cap = FsBatchSize + FS_CONSUME_CHUNK;
 	W.msgs = MemoryContextAlloc(W.worker_cxt,
 								(Size) W.msgs_cap * sizeof(rd_kafka_message_t *));
