@@ -52,6 +52,11 @@
  * the worker; the launcher restarts it with a backoff, and it resumes from
  * the stored offsets.
  *
+ * Memory: librdkafka's queue is capped by fraudstream.queue_max_kbytes;
+ * a batch decodes into the batch context, reset after each batch, whose
+ * first block (FS_BATCH_BLOCK_BYTES) is kept so that batches reuse the
+ * same memory; sink.c buffers at most a few hundred rows at a time.
+ *
  * Locking: the target is locked as by INSERT during a flush; the stats
  * slot is updated under its spinlock (stats.c).
  *
