@@ -115,17 +115,23 @@ FsDecodeInit(void)
 							NULL, NULL, NULL);
 }
 
-/* Column index of a settable column named "name", or -1. */
+/*
+ * Column index of a settable column named "name", or -1.  The search
+ * starts at "hint", the column after the previous key's: keys usually come
+ * in column order, so the first comparison is usually the match.
+ */
 static int
 find_column(FsDecoder *d, const char *name, int len, int hint)
 {
+	int			i = hint < d->natts ? hint : 0;
+
 	for (int n = 0; n < d->natts; n++)
 	{
-		int			i = (hint + n) % d->natts;
-
 		if (d->names[i] && d->namelens[i] == len &&
 			memcmp(d->names[i], name, len) == 0)
 			return i;
+		if (++i == d->natts)
+			i = 0;
 	}
 	return -1;
 }
