@@ -537,7 +537,8 @@ json_skip_value(JsonCursor *c, int depth)
  * Where the next value's text goes: after a 4-byte aligned varlena header
  * (see the file header), with room for maxlen bytes and a NUL.  Only a
  * message whose keys repeat can need more than the room reserved for it;
- * the rest of its values then go to a chunk of their own.
+ * the value and the rest of the message's values then go to a chunk of
+ * their own.
  */
 static char *
 value_begin(JsonCursor *c, Size maxlen)
@@ -546,7 +547,7 @@ value_begin(JsonCursor *c, Size maxlen)
 
 	if (hdr + VARHDRSZ + maxlen + 1 > c->out_end)
 	{
-		Size		room = VALUES_ROOM(c->end - c->p, 8);
+		Size		room = VALUES_ROOM(maxlen + (c->end - c->p), 8);
 
 		hdr = palloc(room);
 		c->out_end = hdr + room;

@@ -155,12 +155,15 @@ my @shapes = (
 	q({"id": 4, "j": {"a": [1, 2, {"b": null}]}, "unknown": {"x": [1]}, "t": null}),
 	q({"id": 5, "t": "", "n": -0.25}),
 	q( {"t":"x\u0000y","id":6} ),
+	'{"id": 7, ' . join(', ', map { "\"j\": [$_]" } 1 .. 50)
+	  . ', "j": {"k": "' . ('w' x 500) . '"}}',
 );
 consume('shapes', \@shapes);
 is($node->safe_psql('postgres',
 		q{SELECT string_agg(concat_ws('|', id, coalesce(t, 'NULL'), coalesce(length(t)::text, '-'), coalesce(j::text, 'NULL'), coalesce(n::text, 'NULL')), ';' ORDER BY id) FROM shapes}),
 	"1|a\"b\\c\xc3\xa9\n//|9|NULL|150;2|k|1|NULL|NULL;3|last|4|NULL|NULL;"
-	  . '4|NULL|-|{"a": [1, 2, {"b": null}]}|NULL;5||0|NULL|-0.25',
+	  . '4|NULL|-|{"a": [1, 2, {"b": null}]}|NULL;5||0|NULL|-0.25;'
+	  . '7|NULL|-|{"k": "' . ('w' x 500) . '"}|NULL',
 	'shapes: escapes, repeated keys, nested JSON, NULL and empty text decode as before');
 like($node->safe_psql('postgres', q{SELECT error FROM fraudstream.rejects WHERE source = 'shapes'}),
 	qr/\\u0000 cannot be stored in text/, 'shapes: \u0000 is rejected');
