@@ -11,12 +11,15 @@
  *	   text value per target column.  It never raises an error: malformed
  *	   input returns false with a message, and the worker rejects the
  *	   message at once.  JSON is parsed strictly (RFC 8259), by a small
- *	   parser of our own that needs no allocation per field; keys name
- *	   columns, unknown keys are skipped, the last of duplicate keys wins,
- *	   nested objects and arrays are passed on as their JSON text (for json
- *	   and jsonb columns).  A CSV record maps fields to the "columns"
- *	   option's order, or to the table's column order; an unquoted empty
- *	   field is NULL, as in COPY.
+ *	   single-pass parser of our own that makes one allocation per message
+ *	   and none per field (keys without escapes are matched in place);
+ *	   keys name columns, unknown keys are skipped, the last of duplicate
+ *	   keys wins, nested objects and arrays are passed on as their JSON
+ *	   text (for json and jsonb columns).  A CSV record maps fields to the
+ *	   "columns" option's order, or to the table's column order; an
+ *	   unquoted empty field is NULL, as in COPY.  Each value is written
+ *	   NUL-terminated after a 4-byte varlena header, so that a text column
+ *	   takes it as its datum without a copy.
  *	2. FsDecodeValues turns the text into datums with each column type's
  *	   input function, fills absent columns from their defaults (NULL
  *	   without one) and Kafka metadata into the columns asked for.  Input
@@ -66,6 +69,7 @@ struct FsDecoder
 	int32	   *typmods;
 	bool	   *plain_text;		/* text column: no input function needed */
 	ExprState **defaults;		/* default expression per column, or NULL */
+	bool		volatile_defaults;	/* one of them is volatile (not nextval) */
 	int		   *csv_atts;		/* CSV field i goes to column csv_atts[i] */
 	int			ncsv;
 	int			meta_partition;	/* columns for Kafka metadata, -1 none */
@@ -81,13 +85,27 @@ typedef struct JsonCursor
 	const char *p;
 	const char *end;
 	const char *start;
-	char	   *out;			/* where unescaped strings go */
+	char	   *out;			/* where values go */
+	char	   *out_end;
 	char	   *error;
 } JsonCursor;
+
+/*
+ * Room for the values of a message of "len" bytes: per value at most
+ * VALUE_OVERHEAD bytes (alignment, varlena header, NUL) besides its text,
+ * which is never longer than its input.
+ */
+#define VALUE_OVERHEAD	(VARHDRSZ + ALIGNOF_INT)
+#define VALUES_ROOM(len, nvalues)	((len) + ((Size) (nvalues) + 1) * VALUE_OVERHEAD)
+
+/* Bytes that end a run of plain string content: quote, backslash, controls. */
+static bool json_special[256];
 
 void
 FsDecodeInit(void)
 {
+	for (int ch = 0; ch < 256; ch++)
+		json_special[ch] = ch < 0x20 || ch == '"' || ch == '\\';
 	DefineCustomIntVariable("fraudstream.max_message_bytes",
 							"Largest Kafka message payload a source decodes; larger ones are rejected.",
 							NULL,
@@ -97,17 +115,23 @@ FsDecodeInit(void)
 							NULL, NULL, NULL);
 }
 
-/* Column index of a settable column named "name", or -1. */
+/*
+ * Column index of a settable column named "name", or -1.  The search
+ * starts at "hint", the column after the previous key's: keys usually come
+ * in column order, so the first comparison is usually the match.
+ */
 static int
 find_column(FsDecoder *d, const char *name, int len, int hint)
 {
+	int			i = hint < d->natts ? hint : 0;
+
 	for (int n = 0; n < d->natts; n++)
 	{
-		int			i = (hint + n) % d->natts;
-
 		if (d->names[i] && d->namelens[i] == len &&
 			memcmp(d->names[i], name, len) == 0)
 			return i;
+		if (++i == d->natts)
+			i = 0;
 	}
 	return -1;
 }
@@ -176,6 +200,8 @@ FsDecoderCreate(Relation rel, FsFormat format, FsSourceOptions *opts)
 		{
 			defexpr = (Node *) expression_planner((Expr *) defexpr);
 			d->defaults[i] = ExecInitExpr((Expr *) defexpr, NULL);
+			if (contain_volatile_functions_not_nextval(defexpr))
+				d->volatile_defaults = true;
 		}
 	}
 
@@ -203,6 +229,17 @@ FsDecoderCreate(Relation rel, FsFormat format, FsSourceOptions *opts)
 	d->meta_timestamp = option_column(d, "timestamp_column", opts->timestamp_column);
 	d->meta_key = option_column(d, "key_column", opts->key_column);
 	return d;
+}
+
+/*
+ * Whether a column default is volatile (nextval aside): such a default
+ * might read the target table, which must then see every row inserted
+ * before, so rows cannot wait in a multi-insert buffer (as in COPY).
+ */
+bool
+FsDecoderVolatileDefaults(FsDecoder *d)
+{
+	return d->volatile_defaults;
 }
 
 /* ---------------------------------------------------------------------
@@ -281,8 +318,7 @@ json_string(JsonCursor *c, char **dest, int *len)
 		const char *run = c->p;
 
 		/* copy the longest run without quote, backslash or control char */
-		while (c->p < c->end && *c->p != '"' && *c->p != '\\' &&
-			   (unsigned char) *c->p >= 0x20)
+		while (c->p < c->end && !json_special[(unsigned char) *c->p])
 			c->p++;
 		if (o && c->p > run)
 		{
@@ -497,18 +533,77 @@ json_skip_value(JsonCursor *c, int depth)
 	}
 }
 
+/*
+ * Where the next value's text goes: after a 4-byte aligned varlena header
+ * (see the file header), with room for maxlen bytes and a NUL.  Only a
+ * message whose keys repeat can need more than the room reserved for it;
+ * the value and the rest of the message's values then go to a chunk of
+ * their own.
+ */
+static char *
+value_begin(JsonCursor *c, Size maxlen)
+{
+	char	   *hdr = (char *) TYPEALIGN(ALIGNOF_INT, c->out);
+
+	if (hdr + VARHDRSZ + maxlen + 1 > c->out_end)
+	{
+		Size		room = VALUES_ROOM(maxlen + (c->end - c->p), 8);
+
+		hdr = palloc(room);
+		c->out_end = hdr + room;
+	}
+	return hdr + VARHDRSZ;
+}
+
+/* End the value begun at "text", "len" bytes long: its NUL and header. */
+static void
+value_end(JsonCursor *c, char *text, Size len)
+{
+	text[len] = '\0';
+	SET_VARSIZE(text - VARHDRSZ, len + VARHDRSZ);
+	c->out = text + len + 1;
+}
+
+/*
+ * Parse an object key (c->p at its opening quote).  A key without escapes
+ * is returned in place; one with escapes is unescaped into *keybuf,
+ * allocated on first use.
+ */
+static bool
+json_key(JsonCursor *c, char **keybuf, const char **key, int *klen)
+{
+	const char *q = c->p + 1;
+	char	   *k;
+
+	while (q < c->end && !json_special[(unsigned char) *q])
+		q++;
+	if (q < c->end && *q == '"')
+	{
+		*key = c->p + 1;
+		*klen = (int) (q - c->p - 1);
+		c->p = q + 1;
+		return true;
+	}
+	if (*keybuf == NULL)
+		*keybuf = palloc(c->end - c->start + 1);
+	k = *keybuf;
+	*key = k;
+	return json_string(c, &k, klen);
+}
+
 /* Parse a top-level JSON object into per-column text values. */
 static bool
 parse_json(FsDecoder *d, const char *data, size_t len, FsParsed *out,
-		   char **error)
+		   char *room, Size roomsize, char **error)
 {
 	JsonCursor	c;
 	int			hint = 0;
-	char	   *keybuf = palloc(len + 1);
+	char	   *keybuf = NULL;
 
 	c.p = c.start = data;
 	c.end = data + len;
-	c.out = palloc(len + 2 * d->natts + 1);
+	c.out = room;
+	c.out_end = room + roomsize;
 	c.error = NULL;
 
 	json_skip_ws(&c);
@@ -525,7 +620,7 @@ parse_json(FsDecoder *d, const char *data, size_t len, FsParsed *out,
 	{
 		for (;;)
 		{
-			char	   *k = keybuf;
+			const char *key;
 			int			klen = 0;
 			int			att;
 
@@ -535,7 +630,7 @@ parse_json(FsDecoder *d, const char *data, size_t len, FsParsed *out,
 				json_fail(&c, "object key expected");
 				goto fail;
 			}
-			if (!json_string(&c, &k, &klen))
+			if (!json_key(&c, &keybuf, &key, &klen))
 				goto fail;
 			json_skip_ws(&c);
 			if (c.p >= c.end || *c.p != ':')
@@ -551,7 +646,7 @@ parse_json(FsDecoder *d, const char *data, size_t len, FsParsed *out,
 				goto fail;
 			}
 
-			att = find_column(d, keybuf, klen, hint);
+			att = find_column(d, key, klen, hint);
 			if (att < 0)
 			{
 				if (!json_skip_value(&c, 1))
@@ -562,9 +657,14 @@ parse_json(FsDecoder *d, const char *data, size_t len, FsParsed *out,
 				hint = att + 1;
 				if (*c.p == '"')
 				{
-					out->value[att] = c.out;
-					if (!json_string(&c, &c.out, NULL))
+					char	   *v = value_begin(&c, c.end - c.p);
+					char	   *o = v;
+					int			vlen;
+
+					if (!json_string(&c, &o, &vlen))
 						goto fail;
+					value_end(&c, v, vlen);
+					out->value[att] = v;
 					out->state[att] = FS_FIELD_VALUE;
 				}
 				else if (*c.p == 'n')
@@ -577,13 +677,14 @@ parse_json(FsDecoder *d, const char *data, size_t len, FsParsed *out,
 				{
 					/* number, boolean, object, array: keep the JSON text */
 					const char *v0 = c.p;
+					char	   *v;
 
 					if (!json_skip_value(&c, 1))
 						goto fail;
-					memcpy(c.out, v0, c.p - v0);
-					out->value[att] = c.out;
-					c.out += c.p - v0;
-					*c.out++ = '\0';
+					v = value_begin(&c, c.p - v0);
+					memcpy(v, v0, c.p - v0);
+					value_end(&c, v, c.p - v0);
+					out->value[att] = v;
 					out->state[att] = FS_FIELD_VALUE;
 				}
 			}
@@ -608,11 +709,13 @@ parse_json(FsDecoder *d, const char *data, size_t len, FsParsed *out,
 		json_fail(&c, "trailing characters after the object");
 		goto fail;
 	}
-	pfree(keybuf);
+	if (keybuf)
+		pfree(keybuf);
 	return true;
 
 fail:
-	pfree(keybuf);
+	if (keybuf)
+		pfree(keybuf);
 	*error = c.error;
 	return false;
 }
@@ -625,11 +728,11 @@ fail:
 /* Parse one CSV record (RFC 4180 quoting, COPY's NULL convention). */
 static bool
 parse_csv(FsDecoder *d, const char *data, size_t len, FsParsed *out,
-		  char **error)
+		  char *room, char **error)
 {
 	const char *p = data;
 	const char *end = data + len;
-	char	   *o = palloc(len + d->ncsv + 1);
+	char	   *o = room;
 	int			field = 0;
 
 	/* one trailing line break ends the record */
@@ -638,10 +741,17 @@ parse_csv(FsDecoder *d, const char *data, size_t len, FsParsed *out,
 	if (end > p && end[-1] == '\r')
 		end--;
 
+	/*
+	 * At most ncsv + 1 fields are written (one more is an error), each no
+	 * longer than its input: the room is VALUES_ROOM(len, ncsv + 1).
+	 */
 	for (;;)
 	{
-		char	   *v = o;
+		char	   *v;
 		bool		quoted = false;
+
+		o = (char *) TYPEALIGN(ALIGNOF_INT, o) + VARHDRSZ;
+		v = o;
 
 		if (p < end && *p == '"')
 		{
@@ -685,6 +795,7 @@ parse_csv(FsDecoder *d, const char *data, size_t len, FsParsed *out,
 				*o++ = *p++;
 			}
 		}
+		SET_VARSIZE(v - VARHDRSZ, (o - v) + VARHDRSZ);
 		*o++ = '\0';
 
 		if (field >= d->ncsv)
@@ -720,10 +831,13 @@ bool
 FsDecodeParse(FsDecoder *d, const char *data, size_t len, FsParsed *out,
 			  char **error)
 {
-	*error = NULL;
-	out->state = palloc0(d->natts * sizeof(uint8));
-	out->value = palloc(d->natts * sizeof(char *));
+	Size		arrays = MAXALIGN(d->natts * sizeof(char *)) + MAXALIGN(d->natts);
+	Size		roomsize;
+	char	   *mem;
 
+	*error = NULL;
+	out->state = NULL;
+	out->value = NULL;
 	if (data == NULL)
 	{
 		*error = pstrdup("empty message (no payload)");
@@ -740,9 +854,16 @@ FsDecodeParse(FsDecoder *d, const char *data, size_t len, FsParsed *out,
 		*error = pstrdup("invalid UTF-8 in message");
 		return false;
 	}
+
+	/* one allocation: value pointers, states, then the values' text */
+	roomsize = VALUES_ROOM(len, d->format == FS_FORMAT_JSON ? d->natts : d->ncsv + 1);
+	mem = palloc(arrays + roomsize);
+	out->value = (char **) mem;
+	out->state = (uint8 *) (mem + MAXALIGN(d->natts * sizeof(char *)));
+	memset(out->state, 0, d->natts * sizeof(uint8));
 	if (d->format == FS_FORMAT_JSON)
-		return parse_json(d, data, len, out, error);
-	return parse_csv(d, data, len, out, error);
+		return parse_json(d, data, len, out, mem + arrays, roomsize, error);
+	return parse_csv(d, data, len, out, mem + arrays, error);
 }
 
 /* ---------------------------------------------------------------------
@@ -760,6 +881,22 @@ column_input(FsDecoder *d, int i, char *text, bool *isnull)
 	if (text && d->plain_text[i])
 		return PointerGetDatum(cstring_to_text(text));
 	return InputFunctionCall(&d->infuncs[i], text, d->ioparams[i], d->typmods[i]);
+}
+
+/*
+ * A parsed value for column i: a text column takes the text in place
+ * (it is preceded by its varlena header), other types go through their
+ * input function.
+ */
+static inline Datum
+parsed_input(FsDecoder *d, int i, char *text, bool *isnull)
+{
+	if (d->plain_text[i])
+	{
+		*isnull = false;
+		return PointerGetDatum(text - VARHDRSZ);
+	}
+	return column_input(d, i, text, isnull);
 }
 
 /* A Kafka metadata value for column i, typed directly where possible. */
@@ -792,7 +929,7 @@ FsDecodeValues(FsDecoder *d, FsParsed *parsed, const FsKafkaMeta *meta,
 		switch (parsed->state[i])
 		{
 			case FS_FIELD_VALUE:
-				values[i] = column_input(d, i, parsed->value[i], &nulls[i]);
+				values[i] = parsed_input(d, i, parsed->value[i], &nulls[i]);
 				break;
 			case FS_FIELD_NULL:
 				values[i] = column_input(d, i, NULL, &nulls[i]);

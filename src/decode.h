@@ -50,6 +50,7 @@ extern int	FsMaxMessageBytes;
 extern void FsDecodeInit(void);
 extern FsDecoder *FsDecoderCreate(Relation rel, FsFormat format,
 								  FsSourceOptions *opts);
+extern bool FsDecoderVolatileDefaults(FsDecoder *d);
 extern bool FsDecodeParse(FsDecoder *d, const char *data, size_t len,
 						  FsParsed *out, char **error);
 extern void FsDecodeValues(FsDecoder *d, FsParsed *parsed,

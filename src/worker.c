@@ -52,6 +52,11 @@
  * the worker; the launcher restarts it with a backoff, and it resumes from
  * the stored offsets.
  *
+ * Memory: librdkafka's queue is capped by fraudstream.queue_max_kbytes;
+ * a batch decodes into the batch context, reset after each batch, whose
+ * first block (FS_BATCH_BLOCK_BYTES) is kept so that batches reuse the
+ * same memory; sink.c buffers at most a few hundred rows at a time.
+ *
  * Locking: the target is locked as by INSERT during a flush; the stats
  * slot is updated under its spinlock (stats.c).
  *
@@ -94,6 +99,9 @@
 
 /* Messages taken from librdkafka per call. */
 #define FS_CONSUME_CHUNK	1024
+
+/* The batch context's first block, kept across batches. */
+#define FS_BATCH_BLOCK_BYTES	(8 * 1024 * 1024)
 
 int			FsBatchSize = 10000;
 int			FsBatchMaxAge = 5;
@@ -675,7 +683,8 @@ add_reject(int row, const char *error, const char *sqlstate)
 
 /* sink.c row callback: decode message "row" into datums. */
 static bool
-batch_row(void *arg, int row, ExprContext *econtext, Datum *values, bool *nulls)
+batch_row(void *arg, int row, ExprContext *econtext, Datum *values, bool *nulls,
+		  Size *bytes)
 {
 	BatchCtx   *ctx = arg;
 	rd_kafka_message_t *m = W.msgs[row];
@@ -689,6 +698,7 @@ batch_row(void *arg, int row, ExprContext *econtext, Datum *values, bool *nulls)
 	meta.timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
 	meta.key = m->key;
 	meta.key_len = m->key_len;
+	*bytes = m->len;
 	FsDecodeValues(ctx->decoder, &ctx->parsed[row], &meta, econtext, values, nulls);
 	return true;
 }
@@ -851,7 +861,9 @@ flush_batch(void)
 
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(W.owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	inserted = FsSinkInsertRows(W.target, W.nmsgs, batch_row, batch_reject, &ctx);
+	inserted = FsSinkInsertRows(W.target, W.nmsgs,
+								!FsDecoderVolatileDefaults(ctx.decoder),
+								batch_row, batch_reject, &ctx);
 	SetUserIdAndSecContext(save_user, save_sec);
 	MemoryContextSwitchTo(old);
 
@@ -1174,8 +1186,13 @@ fraudstream_worker_main(Datum main_arg)
 	BackgroundWorkerInitializeConnectionByOid(args.dbid, InvalidOid, 0);
 	W.worker_cxt = AllocSetContextCreate(TopMemoryContext, "fraudstream worker",
 										 ALLOCSET_DEFAULT_SIZES);
+	/*
+	 * A batch of the default size decodes into a few megabytes; a first
+	 * block that large is kept across resets, so batches do not hand
+	 * their memory back to the kernel and fault it in again each time.
+	 */
 	W.batch_cxt = AllocSetContextCreate(W.worker_cxt, "fraudstream batch",
-										ALLOCSET_DEFAULT_SIZES);
+										0, FS_BATCH_BLOCK_BYTES, FS_BATCH_BLOCK_BYTES);
 	W.msgs_cap = FsBatchSize + FS_CONSUME_CHUNK;
 	W.msgs = MemoryContextAlloc(W.worker_cxt,
 								(Size) W.msgs_cap * sizeof(rd_kafka_message_t *));
