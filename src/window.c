@@ -925,3 +925,211 @@ FsWindowComputeSlid(const FsWindowSet *set, Size event_size,
 	pfree(done);
 	finish_all(specs, nspecs, acc, current, probe, result, isnull);
 }
+
+/*
+ * Replays (the batch path).  A replay scores the events of one entity in
+ * arrival order, each against the events before it, as the online state
+ * would have: it keeps the entity's history (pruned to the group's
+ * retention) and the same running summaries the online state keeps, with
+ * each front as an index into the history.  Values are therefore the
+ * online ones, bit for bit, at O(1) per event while events arrive in time
+ * order; after an event out of time order, the events are scanned until
+ * every window has moved past it, as online.
+ */
+struct FsReplay
+{
+	FsWindowSet set;
+	Size		event_size;
+	int64		retain;
+	char	   *events;			/* event i has sequence number base + i */
+	int			start;			/* first live event */
+	int			count;
+	int			capacity;
+	int64		base;
+	TimestampTz latest;
+	TimestampTz blocked_until;	/* no summaries before this time */
+	bool		valid;			/* the summaries hold their windows */
+	int			nslides;
+	FsSlide    *slides;			/* one per accumulator */
+	int64	   *front;			/* sequence number of each stats front */
+	FsSlide    *scratch;		/* summaries walked to a scored event */
+	const FsSlide **slide_of;	/* per spec: its summary, for the math */
+	MemoryContext cxt;
+};
+
+#define REPLAY_EVENT(r, seq) \
+	((const FsEvent *) FS_EVENT_AT((r)->events, (seq) - (r)->base, (r)->event_size))
+
+/*
+ * A replay for entities of one group, in cxt.  specs (linked) must outlive
+ * it; retain is the group's longest window plus max_lateness.
+ */
+FsReplay *
+FsReplayCreate(MemoryContext cxt, const FsWindowSpec *specs, int nspecs,
+			   Size event_size, int64 retain)
+{
+	FsReplay   *r = MemoryContextAllocZero(cxt, sizeof(FsReplay));
+
+	r->cxt = cxt;
+	FsWindowSetInit(&r->set, specs, nspecs);
+	r->event_size = event_size;
+	r->retain = retain;
+	for (int f = 0; f < nspecs; f++)
+		if (specs[f].shares == 0)
+			r->nslides++;
+	r->slides = MemoryContextAllocZero(cxt, sizeof(FsSlide) * Max(r->nslides, 1));
+	r->scratch = MemoryContextAllocZero(cxt, sizeof(FsSlide) * Max(r->nslides, 1));
+	r->front = MemoryContextAllocZero(cxt, sizeof(int64) * Max(r->nslides, 1));
+	r->slide_of = MemoryContextAllocZero(cxt, sizeof(FsSlide *) * Max(nspecs, 1));
+	FsReplayReset(r);
+	return r;
+}
+
+/* Forget the history, to replay another entity; keeps the memory. */
+void
+FsReplayReset(FsReplay *r)
+{
+	r->start = r->count = 0;
+	r->base = 0;
+	r->latest = DT_NOBEGIN;
+	r->blocked_until = DT_NOBEGIN;
+	r->valid = false;
+}
+
+/* Time of the newest event replayed so far, or DT_NOBEGIN. */
+TimestampTz
+FsReplayLatest(const FsReplay *r)
+{
+	return r->latest;
+}
+
+/*
+ * Walk a stats summary's front (a sequence number) past the events at or
+ * before limit, removing them.
+ */
+static int64
+replay_walk(const FsReplay *r, const FsWindowSpec *spec, FsSlide *slide,
+			int64 front, TimestampTz limit)
+{
+	int64		end = r->base + r->count;
+
+	while (front < end && REPLAY_EVENT(r, front)->time <= limit)
+		FsSlideRemove(spec, slide, REPLAY_EVENT(r, front++));
+	return front;
+}
+
+/* Rebuild summary j from the history. */
+static void
+replay_refold(FsReplay *r, const FsWindowSpec *spec, int j)
+{
+	TimestampTz limit = r->latest - spec->window;
+	int64		end = r->base + r->count;
+	int64		seq = r->base + r->start;
+
+	FsSlideReset(spec, &r->slides[j]);
+	while (seq < end && REPLAY_EVENT(r, seq)->time <= limit)
+		seq++;
+	r->front[j] = seq;
+	for (; seq < end; seq++)
+		FsSlideAdd(spec, &r->slides[j], REPLAY_EVENT(r, seq));
+}
+
+/*
+ * Features of "current" (not yet appended) against the history, as
+ * FsWindowCompute would give them.
+ */
+void
+FsReplayCompute(FsReplay *r, const FsEvent *current, double *result,
+				bool *isnull)
+{
+	FsEventRun	run;
+
+	run.events = (const FsEvent *) FS_EVENT_AT(r->events, r->start, r->event_size);
+	run.count = r->count - r->start;
+	if (!r->valid || current->time < r->latest)
+	{
+		FsWindowCompute(r->set.specs, r->set.nspecs, r->event_size, &run, 1,
+						current, false, result, isnull);
+		return;
+	}
+	for (int f = 0, j = 0; f < r->set.nspecs; f++)
+	{
+		const FsWindowSpec *spec = &r->set.specs[f];
+
+		if (spec->shares != 0)
+			continue;
+		r->scratch[j] = r->slides[j];
+		if (FsSlideIsStats(spec))
+			(void) replay_walk(r, spec, &r->scratch[j], r->front[j],
+							   current->time - spec->window);
+		r->slide_of[f] = &r->scratch[j++];
+	}
+	FsWindowComputeSlid(&r->set, r->event_size, r->slide_of, &run, 1, NULL,
+						current, false, result, isnull);
+}
+
+/* Append an event that is not late to the history, in arrival order. */
+void
+FsReplayAppend(FsReplay *r, const FsEvent *event)
+{
+	Size		size = r->event_size;
+
+	if (r->count > r->start && event->time < r->latest)
+	{
+		/* out of time order: scans until every window has passed it */
+		r->valid = false;
+		r->blocked_until = Max(r->blocked_until, r->latest + r->set.longest);
+	}
+	if (r->count == r->capacity)
+	{
+		int			live = r->count - r->start;
+
+		if (r->start > 0 && live < r->capacity / 2)
+		{
+			memmove(r->events, r->events + r->start * size, live * size);
+			r->base += r->start;
+			r->count = live;
+			r->start = 0;
+		}
+		else
+		{
+			r->capacity = r->capacity ? r->capacity * 2 : 16;
+			r->events = r->events
+				? repalloc(r->events, r->capacity * size)
+				: MemoryContextAlloc(r->cxt, r->capacity * size);
+		}
+	}
+	memcpy(r->events + r->count * size, event, size);
+	r->count++;
+	r->latest = Max(r->latest, event->time);
+
+	/* drop what no window can reach; no front points there */
+	while (r->start < r->count &&
+		   FS_EVENT_AT(r->events, r->start, size)->time <= r->latest - r->retain)
+		r->start++;
+
+	for (int f = 0, j = 0; f < r->set.nspecs; f++)
+	{
+		const FsWindowSpec *spec = &r->set.specs[f];
+
+		if (spec->shares != 0)
+			continue;
+		if (!r->valid)
+		{
+			if (r->latest >= r->blocked_until)
+				replay_refold(r, spec, j);
+		}
+		else
+		{
+			FsSlideAdd(spec, &r->slides[j], event);
+			if (FsSlideIsStats(spec))
+				r->front[j] = replay_walk(r, spec, &r->slides[j], r->front[j],
+										  r->latest - spec->window);
+			if (FsSlideNeedsRefold(spec, &r->slides[j]))
+				replay_refold(r, spec, j);
+		}
+		j++;
+	}
+	if (r->latest >= r->blocked_until)
+		r->valid = true;
+}

@@ -170,6 +170,17 @@ extern void FsWindowComputeSlid(const FsWindowSet *set, Size event_size,
 								const FsEvent *current, bool probe,
 								double *result, bool *isnull);
 
+/* A replay of one entity's history at a time (the batch path). */
+typedef struct FsReplay FsReplay;
+
+extern FsReplay *FsReplayCreate(MemoryContext cxt, const FsWindowSpec *specs,
+								int nspecs, Size event_size, int64 retain);
+extern void FsReplayReset(FsReplay *replay);
+extern TimestampTz FsReplayLatest(const FsReplay *replay);
+extern void FsReplayCompute(FsReplay *replay, const FsEvent *current,
+							double *result, bool *isnull);
+extern void FsReplayAppend(FsReplay *replay, const FsEvent *event);
+
 extern double FsHaversineKm(double lat1, double lon1, double lat2, double lon2);
 
 #endif							/* FRAUDSTREAM_WINDOW_H */
