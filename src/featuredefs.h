@@ -86,5 +86,6 @@ extern bool FsEntityKeyFromDatum(const FsGroupDef *gd, Datum value,
 extern void FsTupleFromComposite(HeapTupleHeader row, Oid relid, HeapTuple tuple);
 extern bool FsEventFromTuple(const FsGroupDef *gd, TupleDesc tupdesc,
 							 HeapTuple tuple, FsEvent *event, FsEntityKey *key);
+extern double FsSlotValue(const FsSlotDef *sd, Datum value);
 
 #endif							/* FRAUDSTREAM_FEATURES_H */

@@ -303,18 +303,28 @@ FsEventFromTuple(const FsGroupDef *gd, TupleDesc tupdesc, HeapTuple tuple,
 			event->nullmask |= (uint32) 1 << i;
 			event->values[i] = 0.0;
 		}
-		else if (sd->kind == FS_SLOT_NUMBER)
-			event->values[i] = number_to_float8(sd->typid, value);
 		else
-		{
-			uint64		h = DatumGetUInt64(FunctionCall2Coll((FmgrInfo *) &sd->hash_fn,
-															 sd->collation, value,
-															 Int64GetDatum(0)));
-
-			memcpy(&event->values[i], &h, sizeof(h));
-		}
+			event->values[i] = FsSlotValue(sd, value);
 	}
 	return FsEntityKeyFromDatum(gd, entity, key);
+}
+
+/*
+ * What an event stores in a value slot for a non-NULL column value: the
+ * number as float8, or for "distinct" the value's 64-bit hash bit for bit.
+ */
+double
+FsSlotValue(const FsSlotDef *sd, Datum value)
+{
+	uint64		h;
+	double		result;
+
+	if (sd->kind == FS_SLOT_NUMBER)
+		return number_to_float8(sd->typid, value);
+	h = DatumGetUInt64(FunctionCall2Coll((FmgrInfo *) &sd->hash_fn, sd->collation,
+										 value, Int64GetDatum(0)));
+	memcpy(&result, &h, sizeof(result));
+	return result;
 }
 
 /* The slot of (attnum, kind) in a group, added if new. */

@@ -447,3 +447,514 @@ FsWindowCompute(const FsWindowSpec *specs, int nspecs, Size event_size,
 	}
 	pfree(acc);
 }
+
+/* ======================================================================
+ * Sliding windows for replays
+ *
+ * FsWindowCompute folds every event of the longest window each time it
+ * scores an event: O(events in the window) per event.  A replay of
+ * history (batch.c) scores all the events of an entity one after the
+ * other in arrival order, so it can instead keep each window's statistics
+ * and update them as events enter and leave it: amortised O(1) per event
+ * while the entity's events arrive in time order, when every window is a
+ * suffix of the history that only moves forward.
+ *
+ * An FsSlide is one entity's history, as the online state keeps it (its
+ * non-late events in arrival order, pruned to the group's retention), and
+ * for each accumulator of the specs (see FsWindowSpecsLink) a cursor on
+ * the first event inside its window plus the statistics of the events
+ * from the cursor on:
+ *	count			number of events: exact
+ *	min, max		monotonic deques of (event, value): exact
+ *	moments			n, S = sum(x - K) and Q = sum((x - K)^2) for a shift K
+ *					taken from the window, updated as values enter and
+ *					leave, with a running bound of their rounding error
+ *	since_last,		read from the newest events of the history: exact
+ *	geo_velocity
+ * FsSlideCompute turns these into FsWindowCompute's scratch accumulator
+ * (count, and n, sum and sum of squared deviations of the other events)
+ * and finishes each feature with the same code, finish_feature, which
+ * folds in the scored event exactly as the online path does.
+ *
+ * Exactness.  Sums and deviations are the only values that can differ
+ * from the online Youngs-Cramer accumulation, and only by rounding.  The
+ * sliding moments are used only when
+ *	(1) the running error bounds of sum(x) and of sum((x - mean)^2) are
+ *		below 2^-44 (5.7e-14) of their values; if not, the moments are
+ *		recomputed from the window's events, which resets the bounds to
+ *		a few ulps, and if they still fail the event takes the exact path;
+ *	(2) the window is well conditioned, so that the online accumulation
+ *		is accurate too: sum(|x|) <= 2 |sum(x)| and n mean^2 <= 10^4
+ *		sum((x - mean)^2), i.e. the values' coefficient of variation is
+ *		at least 1%.
+ * Under (1) and (2) the sliding and online values of sum, avg, stddev,
+ * zscore and ratio_to_avg differ by far less than 1e-9 relative (absolute
+ * for values below 1) for windows of up to 10^4 values; in practice by a
+ * few ulps.  The exact path is FsWindowCompute over the history, bit for
+ * bit the online value: it serves events failing (1) or (2), events that
+ * arrive earlier in time than the entity's newest event, every event of
+ * an entity while an event that arrived out of time order is still in
+ * its history, entities with non-finite values, and groups with a
+ * "distinct" feature (XXX: no sliding form yet).
+ * ======================================================================
+ */
+
+#define SLIDE_ULP			0x1p-53
+#define SLIDE_MAX_ERROR		0x1p-44
+#define SLIDE_MAX_CV2		1.0e4
+#define SLIDE_MAX_SPECS		64
+
+/* A ring buffer of (event sequence number, value), kept monotonic. */
+typedef struct SlideDeque
+{
+	int64	   *seq;
+	double	   *val;
+	int			head;
+	int			count;
+	int			capacity;		/* a power of 2 */
+} SlideDeque;
+
+/* The sliding statistics of one accumulator (a spec with shares == 0). */
+typedef struct SlideAcc
+{
+	const FsWindowSpec *spec;
+	int			index;			/* of spec in the specs */
+	int64		cursor;			/* sequence number of the first event inside */
+	bool		moments;		/* reads a value column's statistics */
+	bool		minmax;			/* ... including min or max */
+	double		n;				/* non-NULL values from the cursor on */
+	double		K;				/* shift */
+	double		S;				/* sum(x - K) */
+	double		Q;				/* sum((x - K)^2) */
+	double		A;				/* sum(|x|) */
+	double		errS;			/* bounds of the rounding errors of S and Q */
+	double		errQ;
+	SlideDeque	min;
+	SlideDeque	max;
+} SlideAcc;
+
+struct FsSlide
+{
+	MemoryContext cxt;
+	const FsWindowSpec *specs;
+	int			nspecs;
+	Size		event_size;
+	int64		retain;
+	bool		fast;			/* the sliding path may serve this entity */
+	int			nacc;
+	/* the history: events[start .. count), event i has number base + i */
+	char	   *events;
+	int			start;
+	int			count;
+	int			capacity;
+	int64		base;
+	TimestampTz latest;
+	int64		disorder;		/* number of the last out-of-order arrival, or -1 */
+	bool		valid;			/* the accumulators hold their windows */
+	SlideAcc	acc[FLEXIBLE_ARRAY_MEMBER];
+};
+
+#define SLIDE_EVENT(s, seq) FS_EVENT_AT((s)->events, (seq) - (s)->base, (s)->event_size)
+
+static void moments_reset(SlideAcc *a);
+
+/*
+ * A replay's state for one entity, in cxt.  specs must stay valid as long
+ * as the slide; retain is the group's (longest window + max_lateness).
+ */
+FsSlide *
+FsSlideCreate(MemoryContext cxt, const FsWindowSpec *specs, int nspecs,
+			  Size event_size, int64 retain)
+{
+	FsSlide    *s;
+	int			nacc = 0;
+
+	for (int f = 0; f < nspecs; f++)
+		if (specs[f].shares == 0)
+			nacc++;
+	s = MemoryContextAllocZero(cxt, offsetof(FsSlide, acc) + sizeof(SlideAcc) * nacc);
+	s->cxt = cxt;
+	s->specs = specs;
+	s->nspecs = nspecs;
+	s->event_size = event_size;
+	s->retain = retain;
+	for (int f = 0; f < nspecs; f++)
+	{
+		SlideAcc   *a;
+
+		if (specs[f].shares != 0)
+		{
+			/* the owner's accumulator keeps what this spec reads */
+			for (int i = 0; i < s->nacc; i++)
+				if (s->acc[i].index == specs[f].shares - 1 &&
+					(specs[f].agg == FS_AGG_MIN || specs[f].agg == FS_AGG_MAX))
+					s->acc[i].minmax = true;
+			continue;
+		}
+		a = &s->acc[s->nacc++];
+		a->spec = &specs[f];
+		a->index = f;
+		a->moments = reads_value_stats(&specs[f]) && specs[f].slot != FS_NO_SLOT;
+		a->minmax = specs[f].agg == FS_AGG_MIN || specs[f].agg == FS_AGG_MAX;
+	}
+	FsSlideReset(s);
+	return s;
+}
+
+/*
+ * Forget the history, to replay another entity with the same specs; the
+ * memory already allocated is kept for it.
+ */
+void
+FsSlideReset(FsSlide *s)
+{
+	s->start = s->count = 0;
+	s->base = 0;
+	s->latest = DT_NOBEGIN;
+	s->disorder = -1;
+	s->valid = false;
+	s->fast = s->nspecs <= SLIDE_MAX_SPECS;
+	for (int f = 0; f < s->nspecs; f++)
+		if (s->specs[f].agg == FS_AGG_DISTINCT)
+			s->fast = false;
+	for (int i = 0; i < s->nacc; i++)
+	{
+		s->acc[i].cursor = 0;
+		s->acc[i].min.count = s->acc[i].max.count = 0;
+		moments_reset(&s->acc[i]);
+	}
+}
+
+/* The entity's newest event time, for FsEventIsLate; DT_NOBEGIN if none. */
+TimestampTz
+FsSlideLatest(const FsSlide *slide)
+{
+	return slide->latest;
+}
+
+static void
+deque_push(FsSlide *s, SlideDeque *d, int64 seq, double x, bool keep_min)
+{
+	int			mask;
+
+	/* drop the values the new one makes useless */
+	while (d->count > 0)
+	{
+		int			back = (d->head + d->count - 1) & (d->capacity - 1);
+
+		if (keep_min ? d->val[back] < x : d->val[back] > x)
+			break;
+		d->count--;
+	}
+	if (d->count == d->capacity)
+	{
+		int			capacity = d->capacity ? d->capacity * 2 : 8;
+		int64	   *seqs = MemoryContextAlloc(s->cxt, sizeof(int64) * capacity);
+		double	   *vals = MemoryContextAlloc(s->cxt, sizeof(double) * capacity);
+
+		for (int i = 0; i < d->count; i++)
+		{
+			seqs[i] = d->seq[(d->head + i) & (d->capacity - 1)];
+			vals[i] = d->val[(d->head + i) & (d->capacity - 1)];
+		}
+		if (d->seq)
+		{
+			pfree(d->seq);
+			pfree(d->val);
+		}
+		d->seq = seqs;
+		d->val = vals;
+		d->head = 0;
+		d->capacity = capacity;
+	}
+	mask = d->capacity - 1;
+	d->seq[(d->head + d->count) & mask] = seq;
+	d->val[(d->head + d->count) & mask] = x;
+	d->count++;
+}
+
+/* The extreme value of the events from the cursor on. */
+static double
+deque_front(SlideDeque *d, int64 cursor)
+{
+	while (d->seq[d->head] < cursor)
+	{
+		d->head = (d->head + 1) & (d->capacity - 1);
+		d->count--;
+	}
+	return d->val[d->head];
+}
+
+static void
+moments_reset(SlideAcc *a)
+{
+	a->n = a->K = a->S = a->Q = a->A = a->errS = a->errQ = 0.0;
+}
+
+/* An event enters an accumulator's window. */
+static void
+slide_enter(FsSlide *s, SlideAcc *a, const FsEvent *ev, int64 seq)
+{
+	int			slot = a->spec->slot;
+	double		x;
+	double		d;
+	double		q;
+
+	if (!a->moments || FS_EVENT_ISNULL(ev, slot))
+		return;
+	x = ev->values[slot];
+	if (a->n == 0.0)
+	{
+		moments_reset(a);
+		a->K = x;
+	}
+	d = x - a->K;
+	q = d * d;
+	a->n += 1.0;
+	a->S += d;
+	a->Q += q;
+	a->A += fabs(x);
+	a->errS += SLIDE_ULP * (fabs(a->S) + fabs(d));
+	a->errQ += SLIDE_ULP * (a->Q + 3.0 * q);
+	if (a->minmax)
+	{
+		deque_push(s, &a->min, seq, x, true);
+		deque_push(s, &a->max, seq, x, false);
+	}
+}
+
+/* The event at an accumulator's cursor leaves its window. */
+static void
+slide_leave(FsSlide *s, SlideAcc *a)
+{
+	const FsEvent *ev = SLIDE_EVENT(s, a->cursor);
+	int			slot = a->spec->slot;
+
+	a->cursor++;
+	if (!a->moments || FS_EVENT_ISNULL(ev, slot))
+		return;
+	a->n -= 1.0;
+	if (a->n == 0.0)
+		moments_reset(a);
+	else
+	{
+		double		x = ev->values[slot];
+		double		d = x - a->K;
+		double		q = d * d;
+
+		a->S -= d;
+		a->Q -= q;
+		a->A -= fabs(x);
+		a->errS += SLIDE_ULP * (fabs(a->S) + fabs(d));
+		a->errQ += SLIDE_ULP * (fabs(a->Q) + 3.0 * q);
+	}
+}
+
+/* Recompute an accumulator from the events from its cursor on. */
+static void
+slide_refill(FsSlide *s, SlideAcc *a, bool deques)
+{
+	int64		end = s->base + s->count;
+	bool		minmax = a->minmax;
+
+	moments_reset(a);
+	if (deques)
+		a->min.count = a->max.count = 0;
+	else
+		a->minmax = false;		/* the deques are exact: keep them */
+	for (int64 seq = a->cursor; seq < end; seq++)
+		slide_enter(s, a, SLIDE_EVENT(s, seq), seq);
+	a->minmax = minmax;
+}
+
+/* Outcome of reading sliding moments. */
+typedef enum SlideMoments
+{
+	SLIDE_OK,
+	SLIDE_INEXACT,				/* error bound too large: recompute */
+	SLIDE_ILL_CONDITIONED		/* take the exact path */
+} SlideMoments;
+
+/* The others' moments as Youngs-Cramer keeps them: n, sum, sum of squared deviations. */
+static SlideMoments
+slide_moments(const SlideAcc *a, Moments *m)
+{
+	double		n = a->n;
+	double		sx;
+	double		sxx = 0.0;
+	double		err_sx;
+	double		err_sxx = 0.0;
+
+	m->n = m->sx = m->sxx = 0.0;
+	if (n == 0.0)
+		return SLIDE_OK;
+	sx = n * a->K + a->S;
+	err_sx = a->errS + 2.0 * SLIDE_ULP * (fabs(n * a->K) + fabs(sx));
+	if (n >= 2.0)
+	{
+		double		c = a->S * a->S / n;
+
+		sxx = a->Q - c;
+		err_sxx = a->errQ + (2.0 * fabs(a->S) * a->errS + a->errS * a->errS) / n +
+			3.0 * SLIDE_ULP * (a->Q + c);
+	}
+	if (!(err_sx <= SLIDE_MAX_ERROR * fabs(sx)) || !(err_sxx <= SLIDE_MAX_ERROR * sxx))
+		return SLIDE_INEXACT;
+	if (!(a->A <= 2.0 * fabs(sx)) ||
+		(n >= 2.0 && !((sx / n) * sx <= SLIDE_MAX_CV2 * sxx)))
+		return SLIDE_ILL_CONDITIONED;
+	m->n = n;
+	m->sx = sx;
+	m->sxx = sxx;
+	return SLIDE_OK;
+}
+
+/* (Re)start every accumulator from the whole history. */
+static void
+slide_rebuild(FsSlide *s)
+{
+	for (int i = 0; i < s->nacc; i++)
+	{
+		SlideAcc   *a = &s->acc[i];
+
+		a->cursor = s->base + s->start;
+		slide_refill(s, a, true);
+	}
+	s->valid = true;
+}
+
+/*
+ * Compute the features of "current" against the history, as
+ * FsWindowCompute would (see the section's comment for exactness).
+ * Returns true when the sliding path served it, false for the exact path.
+ */
+bool
+FsSlideCompute(FsSlide *s, const FsEvent *current, double *result, bool *isnull)
+{
+	Accum		acc[SLIDE_MAX_SPECS];
+	TimestampTz t = current->time;
+	int64		end = s->base + s->count;
+
+	if (!s->fast || s->disorder >= s->base + s->start ||
+		(s->count > s->start && t < SLIDE_EVENT(s, end - 1)->time))
+		goto exact;
+	if (!s->valid)
+		slide_rebuild(s);
+
+	for (int i = 0; i < s->nacc; i++)
+	{
+		SlideAcc   *a = &s->acc[i];
+		const FsWindowSpec *spec = a->spec;
+		Accum	   *out = &acc[a->index];
+
+		memset(out, 0, sizeof(Accum));
+		while (a->cursor < end && SLIDE_EVENT(s, a->cursor)->time <= t - spec->window)
+			slide_leave(s, a);
+		if (spec->agg == FS_AGG_SINCE_LAST || spec->agg == FS_AGG_GEO_VELOCITY)
+		{
+			/* the newest event inside the window (with a position) */
+			for (int64 seq = end - 1; seq >= a->cursor && !out->have_prev; seq--)
+				accum_event(spec, out, SLIDE_EVENT(s, seq), current);
+		}
+		else if (!a->moments)
+			out->count = end - a->cursor;
+		else
+		{
+			SlideMoments state = slide_moments(a, &out->m);
+
+			if (state == SLIDE_INEXACT)
+			{
+				slide_refill(s, a, false);
+				state = slide_moments(a, &out->m);
+			}
+			if (state != SLIDE_OK)
+				goto exact;
+			if (a->minmax && out->m.n > 0.0)
+			{
+				out->min = deque_front(&a->min, a->cursor);
+				out->max = deque_front(&a->max, a->cursor);
+			}
+		}
+	}
+
+	for (int f = 0; f < s->nspecs; f++)
+	{
+		Accum	   *own = &acc[s->specs[f].shares == 0 ? f : s->specs[f].shares - 1];
+
+		isnull[f] = !finish_feature(&s->specs[f], own, current, false, &result[f]);
+		if (isnull[f])
+			result[f] = 0.0;
+	}
+	return true;
+
+exact:
+	{
+		FsEventRun	run;
+
+		run.events = FS_EVENT_AT(s->events, s->start, s->event_size);
+		run.count = s->count - s->start;
+		FsWindowCompute(s->specs, s->nspecs, s->event_size, &run, 1, current, false,
+						result, isnull);
+	}
+	return false;
+}
+
+/*
+ * Add an event (not late: see FsEventIsLate) to the history, after
+ * computing its features; drop the events no window can reach any more.
+ */
+void
+FsSlideAppend(FsSlide *s, const FsEvent *event)
+{
+	Size		size = s->event_size;
+	int64		seq;
+
+	if (s->count > s->start && event->time < SLIDE_EVENT(s, s->base + s->count - 1)->time)
+	{
+		s->disorder = s->base + s->count;
+		s->valid = false;
+	}
+	for (int i = 0; i < s->nacc && s->fast; i++)
+	{
+		int			slot = s->acc[i].spec->slot;
+
+		if (s->acc[i].moments && !FS_EVENT_ISNULL(event, slot) &&
+			!isfinite(event->values[slot]))
+			s->fast = false;
+	}
+	s->latest = Max(s->latest, event->time);
+
+	/* prune, as the online state does */
+	while (s->start < s->count &&
+		   FS_EVENT_AT(s->events, s->start, size)->time <= s->latest - s->retain)
+	{
+		for (int i = 0; i < s->nacc && s->valid; i++)
+			if (s->acc[i].cursor == s->base + s->start)
+				slide_leave(s, &s->acc[i]);
+		s->start++;
+	}
+	if (s->count == s->capacity)
+	{
+		int			live = s->count - s->start;
+
+		if (s->start > 0 && live < s->capacity / 2)
+		{
+			memmove(s->events, s->events + s->start * size, live * size);
+			s->base += s->start;
+			s->count = live;
+			s->start = 0;
+		}
+		else
+		{
+			s->capacity = s->capacity ? s->capacity * 2 : 8;
+			s->events = s->events
+				? repalloc_huge(s->events, s->capacity * size)
+				: MemoryContextAlloc(s->cxt, s->capacity * size);
+		}
+	}
+	memcpy(s->events + s->count * size, event, size);
+	seq = s->base + s->count;
+	s->count++;
+	for (int i = 0; i < s->nacc && s->valid; i++)
+		slide_enter(s, &s->acc[i], event, seq);
+}

@@ -92,3 +92,25 @@ extern void FsWindowCompute(const FsWindowSpec *specs, int nspecs,
 extern double FsHaversineKm(double lat1, double lon1, double lat2, double lon2);
 
 #endif							/* FRAUDSTREAM_WINDOW_H */
+
+/* ======================================================================
+ * Sliding windows for replays (batch path).  See the section of the same
+ * name at the end of window.c.
+ * ======================================================================
+ */
+#ifndef FRAUDSTREAM_WINDOW_SLIDE_H
+#define FRAUDSTREAM_WINDOW_SLIDE_H
+
+#include "utils/palloc.h"
+
+typedef struct FsSlide FsSlide;
+
+extern FsSlide *FsSlideCreate(MemoryContext cxt, const FsWindowSpec *specs,
+							  int nspecs, Size event_size, int64 retain);
+extern TimestampTz FsSlideLatest(const FsSlide *slide);
+extern void FsSlideReset(FsSlide *slide);
+extern bool FsSlideCompute(FsSlide *slide, const FsEvent *current,
+						   double *result, bool *isnull);
+extern void FsSlideAppend(FsSlide *slide, const FsEvent *event);
+
+#endif							/* FRAUDSTREAM_WINDOW_SLIDE_H */
