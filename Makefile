@@ -15,6 +15,7 @@ OBJS = \
 	src/featurestate.o \
 	src/features.o \
 	src/online.o \
+	src/featurejson.o \
 	src/batch.o \
 	src/stats.o \
 	src/kafka.o \

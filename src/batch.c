@@ -79,6 +79,7 @@
 #include "utils/date.h"
 #include "utils/datum.h"
 #include "utils/float.h"
+#include "utils/fmgroids.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -92,6 +93,7 @@
 
 #include "fraudstream.h"
 #include "featuredefs.h"
+#include "featurejson.h"
 
 /* An entity of one group, numbered in order of first appearance. */
 typedef struct EntityEntry
@@ -117,6 +119,17 @@ typedef struct EntityEntry
 
 /* Most rows one replay holds: row numbers are uint32. */
 #define MAX_ROWS		((int64) PG_UINT32_MAX - 1)
+
+/* How a key value becomes text, as key_column::text does. */
+typedef enum KeyCast
+{
+	KEY_CAST_FUNCTION,			/* a cast function */
+	KEY_CAST_BINARY,			/* binary-compatible with text */
+	KEY_CAST_OUTPUT,			/* the type's output function */
+	KEY_CAST_INT2,				/* the same for integers, without the call */
+	KEY_CAST_INT4,
+	KEY_CAST_INT8
+} KeyCast;
 
 /* The output form. */
 typedef enum BatchForm
@@ -171,7 +184,7 @@ typedef struct Replay
 	/* key column and its text form (key_column::text) */
 	int16		key_typlen;
 	bool		key_byval;
-	CoercionPathType key_path;
+	KeyCast		key_cast;
 	FmgrInfo	key_fn;
 	int			key_fn_nargs;
 
@@ -201,9 +214,8 @@ typedef struct Replay
 	double	   *values;
 	bool	   *nulls;
 
-	/* jsonb output: pairs in jsonb key order, each with its vector position */
-	JsonbPair  *pairs;
-	int		   *pair_pos;
+	/* jsonb output */
+	FsJsonbTemplate *jsonb;
 } Replay;
 
 PG_FUNCTION_INFO_V1(fraudstream_feature_history);
@@ -297,27 +309,28 @@ static void
 prepare_key(Replay *r, Form_pg_attribute att)
 {
 	Oid			funcid = InvalidOid;
+	Oid			outfunc;
+	bool		varlena;
 
 	r->key_typlen = att->attlen;
 	r->key_byval = att->attbyval;
-	r->key_path = find_coercion_pathway(TEXTOID, att->atttypid, COERCION_EXPLICIT, &funcid);
-	switch (r->key_path)
+	switch (find_coercion_pathway(TEXTOID, att->atttypid, COERCION_EXPLICIT, &funcid))
 	{
 		case COERCION_PATH_FUNC:
+			r->key_cast = KEY_CAST_FUNCTION;
 			fmgr_info_cxt(funcid, &r->key_fn, r->cxt);
 			r->key_fn_nargs = get_func_nargs(funcid);
 			break;
 		case COERCION_PATH_RELABELTYPE:
+			r->key_cast = KEY_CAST_BINARY;
 			break;
 		default:
-			{
-				Oid			outfunc;
-				bool		varlena;
-
-				r->key_path = COERCION_PATH_COERCEVIAIO;
-				getTypeOutputInfo(att->atttypid, &outfunc, &varlena);
-				fmgr_info_cxt(outfunc, &r->key_fn, r->cxt);
-			}
+			getTypeOutputInfo(att->atttypid, &outfunc, &varlena);
+			fmgr_info_cxt(outfunc, &r->key_fn, r->cxt);
+			r->key_cast = outfunc == F_INT2OUT ? KEY_CAST_INT2
+				: outfunc == F_INT4OUT ? KEY_CAST_INT4
+				: outfunc == F_INT8OUT ? KEY_CAST_INT8
+				: KEY_CAST_OUTPUT;
 			break;
 	}
 }
@@ -325,17 +338,26 @@ prepare_key(Replay *r, Form_pg_attribute att)
 static Datum
 key_text(Replay *r, Datum value)
 {
-	switch (r->key_path)
+	char		buf[MAXINT8LEN + 1];
+
+	switch (r->key_cast)
 	{
-		case COERCION_PATH_FUNC:
+		case KEY_CAST_FUNCTION:
 			if (r->key_fn_nargs == 1)
 				return FunctionCall1(&r->key_fn, value);
 			return FunctionCall3(&r->key_fn, value, Int32GetDatum(-1), BoolGetDatum(true));
-		case COERCION_PATH_RELABELTYPE:
+		case KEY_CAST_BINARY:
 			return value;
-		default:
-			return CStringGetTextDatum(OutputFunctionCall(&r->key_fn, value));
+		case KEY_CAST_OUTPUT:
+			break;
+		case KEY_CAST_INT2:
+			return PointerGetDatum(cstring_to_text_with_len(buf, pg_ltoa(DatumGetInt16(value), buf)));
+		case KEY_CAST_INT4:
+			return PointerGetDatum(cstring_to_text_with_len(buf, pg_ltoa(DatumGetInt32(value), buf)));
+		case KEY_CAST_INT8:
+			return PointerGetDatum(cstring_to_text_with_len(buf, pg_lltoa(DatumGetInt64(value), buf)));
 	}
+	return CStringGetTextDatum(OutputFunctionCall(&r->key_fn, value));
 }
 
 /* How to compare order values: as int64 where the type allows, else by sort support. */
@@ -744,20 +766,6 @@ replay_group(Replay *r, GroupRows *gr)
 	pfree(end);
 }
 
-/* jsonb order of keys: shorter first, then bytewise (see lengthCompareJsonbStringValue). */
-static int
-compare_jsonb_keys(const void *a, const void *b)
-{
-	const JsonbPair *pa = a;
-	const JsonbPair *pb = b;
-	int			la = pa->key.val.string.len;
-	int			lb = pb->key.val.string.len;
-
-	if (la != lb)
-		return la < lb ? -1 : 1;
-	return memcmp(pa->key.val.string.val, pb->key.val.string.val, la);
-}
-
 static int
 compare_features(const void *a, const void *b)
 {
@@ -820,149 +828,62 @@ source_def(Oid relid)
 }
 
 /*
- * The number jsonb_in makes of float8out's text of x: numeric_in of the
- * shortest decimal that reads back as x, built directly from its digits
- * and exponent where they fit an int64, through the text otherwise (and
- * when extra_float_digits asks float8out for another format).
+ * A row's features as float8[], NULL where the jsonb form has null (NULL,
+ * NaN, infinities); built directly, as construct_md_array would.
  */
-static Numeric
-float8_json_numeric(double x)
+static Datum
+features_vector(Replay *r, const double *values, const bool *nulls)
 {
-	char		buf[DOUBLE_SHORTEST_DECIMAL_LEN];
-	int			len;
-	int64		mantissa = 0;
-	int			digits = 0;
-	int			scale = 0;		/* digits after the point */
-	int			exp10 = 0;
-	bool		point = false;
-	int			i = 0;
+	int			n = r->nfeatures;
+	int			nnull = 0;
+	Size		overhead;
+	ArrayType  *a;
+	double	   *data;
+	bits8	   *bitmap;
 
-	if (extra_float_digits <= 0)
-		return DatumGetNumeric(DirectFunctionCall3(numeric_in,
-												   CStringGetDatum(float8out_internal(x)),
-												   ObjectIdGetDatum(InvalidOid),
-												   Int32GetDatum(-1)));
-	len = double_to_shortest_decimal_bufn(x, buf);
-	buf[len] = '\0';
-	if (buf[i] == '-')
-		i++;
-	for (; i < len && buf[i] != 'e'; i++)
+	for (int i = 0; i < n; i++)
+		if (nulls[i] || isnan(values[i]) || isinf(values[i]))
+			nnull++;
+	overhead = nnull ? (Size) ARR_OVERHEAD_WITHNULLS(1, n) : (Size) ARR_OVERHEAD_NONULLS(1);
+	a = palloc0(overhead + sizeof(double) * (n - nnull));
+	SET_VARSIZE(a, overhead + sizeof(double) * (n - nnull));
+	a->ndim = 1;
+	a->dataoffset = nnull ? overhead : 0;
+	a->elemtype = FLOAT8OID;
+	ARR_DIMS(a)[0] = n;
+	ARR_LBOUND(a)[0] = 1;
+	data = (double *) ((char *) a + overhead);
+	bitmap = ARR_NULLBITMAP(a);
+	for (int i = 0; i < n; i++)
 	{
-		if (buf[i] == '.')
-		{
-			point = true;
+		if (nnull && (nulls[i] || isnan(values[i]) || isinf(values[i])))
 			continue;
-		}
-		mantissa = mantissa * 10 + (buf[i] - '0');
-		if (mantissa != 0)
-			digits++;
-		if (point)
-			scale++;
+		*data++ = values[i];
+		if (bitmap)
+			bitmap[i / 8] |= 1 << (i % 8);
 	}
-	if (i < len)
-		exp10 = atoi(buf + i + 1);
-	if (buf[0] == '-')
-		mantissa = -mantissa;
-	Assert(digits <= 17);
-	/* numeric_in's display scale: digits after the point, less the exponent */
-	scale -= exp10;
-	if (scale >= 0)
-		return int64_div_fast_to_numeric(mantissa, scale);
-	if (-scale <= 18 - digits)
-	{
-		while (scale++ < 0)
-			mantissa *= 10;
-		return int64_to_numeric(mantissa);
-	}
-	return DatumGetNumeric(DirectFunctionCall3(numeric_in, CStringGetDatum(buf),
-											   ObjectIdGetDatum(InvalidOid),
-											   Int32GetDatum(-1)));
-}
-
-/* Pairs of the jsonb object, keys set once and in jsonb order. */
-static void
-prepare_jsonb(Replay *r)
-{
-	r->pairs = palloc(sizeof(JsonbPair) * r->nfeatures);
-	r->pair_pos = palloc(sizeof(int) * r->nfeatures);
-	for (int i = 0; i < r->nfeatures; i++)
-	{
-		JsonbPair  *p = &r->pairs[i];
-
-		p->key.type = jbvString;
-		p->key.val.string.val = (char *) r->features[i].name;
-		p->key.val.string.len = strlen(r->features[i].name);
-		p->order = i;			/* vector position, until sorted */
-	}
-	qsort(r->pairs, r->nfeatures, sizeof(JsonbPair), compare_jsonb_keys);
-	for (int i = 0; i < r->nfeatures; i++)
-	{
-		r->pair_pos[i] = r->pairs[i].order;
-		r->pairs[i].order = i;
-	}
-}
-
-/*
- * A row's features as jsonb, as jsonb_in would read the text
- * FsAppendFeatureJson writes: counts as integers, NaN and infinities as
- * null.
- */
-static Datum
-features_jsonb(Replay *r, const double *values, const bool *nulls)
-{
-	JsonbValue	object;
-
-	for (int i = 0; i < r->nfeatures; i++)
-	{
-		int			pos = r->pair_pos[i];
-		JsonbValue *v = &r->pairs[i].value;
-		double		x = values[pos];
-
-		if (nulls[pos] || isnan(x) || isinf(x))
-			v->type = jbvNull;
-		else
-		{
-			v->type = jbvNumeric;
-			if (r->features[pos].agg == FS_AGG_COUNT || r->features[pos].agg == FS_AGG_DISTINCT)
-				v->val.numeric = int64_to_numeric((int64) x);
-			else
-				v->val.numeric = float8_json_numeric(x);
-		}
-	}
-	object.type = jbvObject;
-	object.val.object.nPairs = r->nfeatures;
-	object.val.object.pairs = r->pairs;
-	return JsonbPGetDatum(JsonbValueToJsonb(&object));
-}
-
-/* A row's features as float8[], NULL where the jsonb form has null. */
-static Datum
-features_vector(Replay *r, const double *values, const bool *nulls, Datum *elems,
-				bool *elem_nulls)
-{
-	int			dims = r->nfeatures;
-	int			lbs = 1;
-
-	for (int i = 0; i < r->nfeatures; i++)
-	{
-		elem_nulls[i] = nulls[i] || isnan(values[i]) || isinf(values[i]);
-		elems[i] = Float8GetDatum(elem_nulls[i] ? 0.0 : values[i]);
-	}
-	return PointerGetDatum(construct_md_array(elems, elem_nulls, 1, &dims, &lbs,
-											  FLOAT8OID, sizeof(float8),
-											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return PointerGetDatum(a);
 }
 
 /* Emit pass: one result row per source row, in scan order. */
 static void
 emit_rows(Replay *r, ReturnSetInfo *rsinfo, BatchForm form)
 {
-	Datum	   *elems = palloc(sizeof(Datum) * r->nfeatures);
-	bool	   *elem_nulls = palloc(sizeof(bool) * r->nfeatures);
 	MemoryContext old;
 
 	if (form == FORM_JSONB)
-		prepare_jsonb(r);
+	{
+		const char **names = palloc(sizeof(char *) * r->nfeatures);
+		bool	   *integer = palloc(sizeof(bool) * r->nfeatures);
+
+		for (int i = 0; i < r->nfeatures; i++)
+		{
+			names[i] = r->features[i].name;
+			integer[i] = r->features[i].agg == FS_AGG_COUNT ||
+				r->features[i].agg == FS_AGG_DISTINCT;
+		}
+		r->jsonb = FsJsonbTemplateCreate(r->nfeatures, names, integer);
+	}
 	old = MemoryContextSwitchTo(r->scratch);
 	for (int64 row = 0; row < r->nrows; row++)
 	{
@@ -972,8 +893,8 @@ emit_rows(Replay *r, ReturnSetInfo *rsinfo, BatchForm form)
 		bool		out_null[2] = {r->key_null[row], false};
 
 		out[0] = r->key_null[row] ? (Datum) 0 : key_text(r, r->keys[row]);
-		out[1] = form == FORM_JSONB ? features_jsonb(r, values, nulls)
-			: features_vector(r, values, nulls, elems, elem_nulls);
+		out[1] = form == FORM_JSONB ? JsonbPGetDatum(FsJsonbFromFeatures(r->jsonb, values, nulls))
+			: features_vector(r, values, nulls);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, out_null);
 		if ((row & 255) == 255)
 		{
