@@ -8,8 +8,8 @@
  * fraudstream.feature_vectors(...) replay the rows of a source in arrival
  * order (order_column; by default the event time) and give every row the
  * features it would have had online when it arrived: the same window math
- * (FsWindowCompute in window.c), the same lateness rule (FsEventIsLate),
- * the same history (an entity's earlier events that were not late).
+ * (window.c), the same lateness rule (FsEventIsLate), the same history
+ * (an entity's earlier events that were not late).
  *
  * Design.  A replay is three passes over compact arrays, not a sorted
  * query:
@@ -24,33 +24,34 @@
  *	2. Replay, group by group: a counting sort by entity number lays each
  *	   entity's rows out together in scan order; an entity whose rows are
  *	   not already in arrival order is sorted by (order value, row number),
- *	   NULL order values last, as ORDER BY would put them.  The entity's
- *	   events are then replayed in that order against its history as the
- *	   online path keeps it (non-late events, pruned to the group's
- *	   retention), each computed by FsWindowCompute, so batch and online
- *	   values are the same bit for bit.  Only one entity's history is live
- *	   at a time.
+ *	   NULL order values last, as ORDER BY would put them.  The events are
+ *	   copied into that order, then each entity's events are replayed
+ *	   against its history as the online path keeps it (non-late events,
+ *	   pruned to the group's retention) by one FsSlide (window.c): sliding
+ *	   windows, amortised O(1) per event, or FsWindowCompute itself where
+ *	   sliding could differ from the online value by more than rounding.
+ *	   The features are then copied to their rows.  The copies are tight
+ *	   loops on purpose: a replay visits rows at random, and a tight loop
+ *	   lets the CPU overlap the cache misses that a computation between
+ *	   them would serialize.  Only one entity's history is live at a time.
  *	3. Emit: one row per source row, in scan order, with its key as
- *	   key_column::text and its features as jsonb (feature_history) or as
- *	   a float8[] in the order of fraudstream.feature_names()
- *	   (feature_vectors).  The jsonb is built as binary jsonb directly, not
- *	   parsed from text; its numbers are those jsonb_in would make of
- *	   float8out's text.
+ *	   key_column::text and its features as jsonb (feature_history, built
+ *	   in binary form by featurejson.c) or as a float8[] in the order of
+ *	   fraudstream.feature_names() (feature_vectors).
  *
  * Row-level security, or a leaf that is not a plain table (a foreign
  * partition), make the read pass go through SPI instead ("SELECT columns
  * FROM source", so policies apply); the rest is the same.
  *
- * Memory: the read pass keeps, per row, its key (8 bytes, plus a copy of
- * a by-reference key), its order value (9 bytes), and per group a 4-byte
- * entity number and the event (16 bytes + 8 per value column); the replay
- * adds 9 bytes per row and feature for the results and a 4-byte
- * permutation.  About 100 bytes per row for one group of five features on
- * one value column: memory grows with the number of rows, not with the
- * number of entities.  XXX: a table too large for the backend's memory
+ * Memory: per row, its key (8 bytes, plus a copy of a by-reference key),
+ * its order value (9 bytes; a copy if by reference), its results (9 bytes
+ * per feature), and per group a 4-byte entity number and its event (16
+ * bytes + 8 per value column).  A group's replay adds a 4-byte permutation
+ * and its results in entity order while it runs.  About 100 bytes per row
+ * for one group of five features on one value column: memory grows with
+ * the number of rows.  XXX: a table too large for the backend's memory
  * fails with "out of memory" rather than spilling to disk.  The result
- * set itself goes to the function's tuplestore, which spills beyond
- * work_mem.
+ * set goes to the function's tuplestore, which spills beyond work_mem.
  *
  * Permissions and locking: as the query "SELECT t FROM source t" would:
  * SELECT on the table (or on every column), AccessShareLock on the source
@@ -428,7 +429,7 @@ grow_rows(Replay *r)
 				 errmsg("source \"%s\" has too many rows to replay at once",
 						get_rel_name(r->relid)),
 				 errdetail("One replay holds at most %lld rows.", (long long) MAX_ROWS),
-				 errhint("Replay a part of the table at a time, e.g. through a view or a copy of the rows.")));
+				 errhint("Replay a copy of part of the rows: a table with the same columns and features.")));
 	cap = Min(r->capacity * 2, MAX_ROWS);
 #define GROW(ptr, type) \
 	(ptr) = (type *) repalloc_huge((ptr), sizeof(type) * cap)
