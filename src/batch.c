@@ -212,8 +212,13 @@ typedef struct Replay
 	/* every feature, in vector order; results per row, nfeatures each */
 	int			nfeatures;
 	FeatureRef *features;
-	double	   *values;
+	double	   *values;			/* with several groups */
 	bool	   *nulls;
+
+	/* output */
+	BatchForm	form;
+	ReturnSetInfo *rsinfo;
+	int64		emitted;
 
 	/* jsonb output */
 	FsJsonbTemplate *jsonb;
@@ -647,36 +652,155 @@ compare_rows(const void *a, const void *b, void *arg)
 	return (ra > rb) - (ra < rb);
 }
 
-/* Whether rows (in scan order) are also in arrival order. */
-static bool
-rows_in_order(Replay *r, const uint32 *rows, uint32 n)
+/*
+ * Put each entity's rows (perm[end[e - 1] .. end[e]), in scan order) in
+ * arrival order: sort those that are not, by compare_rows.
+ */
+static void
+sort_entities(Replay *r, uint32 *perm, const uint32 *end, uint32 nentities)
 {
-	for (uint32 i = 1; i < n; i++)
-	{
-		uint32		a = rows[i - 1];
-		uint32		b = rows[i];
+	uint32		first = 0;
 
-		if (r->order_null[a] || r->order_null[b])
+	for (uint32 e = 0; e < nentities; e++)
+	{
+		for (uint32 i = first + 1; i < end[e]; i++)
 		{
-			if (r->order_null[a] && !r->order_null[b])
-				return false;
+			if (compare_rows(&perm[i - 1], &perm[i], r) > 0)
+			{
+				qsort_arg(perm + first, end[e] - first, sizeof(uint32), compare_rows, r);
+				break;
+			}
 		}
-		else if (r->order_kind == ORDER_INT64
-				 ? DatumGetInt64(r->order[a]) > DatumGetInt64(r->order[b])
-				 : ApplySortComparator(r->order[a], false, r->order[b], false,
-									   &r->order_ssup) > 0)
-			return false;
+		first = end[e];
 	}
-	return true;
 }
 
 /*
- * Replay one group, entity after entity: a counting sort by entity number
+ * The same when the order column is the events' time: the order values
+ * are read from the events, already copied in perm's order (sequentially,
+ * not at random from the rows).  Returns false if it sorted any entity:
+ * the events must then be copied again.
+ */
+static bool
+sort_entities_by_time(Replay *r, uint32 *perm, const uint32 *end, uint32 nentities,
+					  const char *events, Size size)
+{
+	uint32		first = 0;
+	bool		sorted = true;
+
+	for (uint32 e = 0; e < nentities; e++)
+	{
+		for (uint32 i = first + 1; i < end[e]; i++)
+		{
+			if (FS_EVENT_AT(events, i - 1, size)->time > FS_EVENT_AT(events, i, size)->time)
+			{
+				qsort_arg(perm + first, end[e] - first, sizeof(uint32), compare_rows, r);
+				sorted = false;
+				break;
+			}
+		}
+		first = end[e];
+	}
+	return sorted;
+}
+
+/* Copy an event record; sizes are multiples of 8, and most are small. */
+static inline void
+copy_event(char *dest, const char *src, Size size)
+{
+	switch (size)
+	{
+		case FS_EVENT_SIZE(0):
+			memcpy(dest, src, FS_EVENT_SIZE(0));
+			break;
+		case FS_EVENT_SIZE(1):
+			memcpy(dest, src, FS_EVENT_SIZE(1));
+			break;
+		case FS_EVENT_SIZE(2):
+			memcpy(dest, src, FS_EVENT_SIZE(2));
+			break;
+		case FS_EVENT_SIZE(3):
+			memcpy(dest, src, FS_EVENT_SIZE(3));
+			break;
+		default:
+			memcpy(dest, src, size);
+			break;
+	}
+}
+
+/*
+ * A row's features as float8[], NULL where the jsonb form has null (NULL,
+ * NaN, infinities); built directly, as construct_md_array would.
+ */
+static Datum
+features_vector(Replay *r, const double *values, const bool *nulls)
+{
+	int			n = r->nfeatures;
+	int			nnull = 0;
+	Size		overhead;
+	ArrayType  *a;
+	double	   *data;
+	bits8	   *bitmap;
+
+	for (int i = 0; i < n; i++)
+		if (nulls[i] || isnan(values[i]) || isinf(values[i]))
+			nnull++;
+	overhead = nnull ? (Size) ARR_OVERHEAD_WITHNULLS(1, n) : (Size) ARR_OVERHEAD_NONULLS(1);
+	a = palloc0(overhead + sizeof(double) * (n - nnull));
+	SET_VARSIZE(a, overhead + sizeof(double) * (n - nnull));
+	a->ndim = 1;
+	a->dataoffset = nnull ? overhead : 0;
+	a->elemtype = FLOAT8OID;
+	ARR_DIMS(a)[0] = n;
+	ARR_LBOUND(a)[0] = 1;
+	data = (double *) ((char *) a + overhead);
+	bitmap = ARR_NULLBITMAP(a);
+	for (int i = 0; i < n; i++)
+	{
+		if (nnull && (nulls[i] || isnan(values[i]) || isinf(values[i])))
+			continue;
+		*data++ = values[i];
+		if (bitmap)
+			bitmap[i / 8] |= 1 << (i % 8);
+	}
+	return PointerGetDatum(a);
+}
+
+/*
+ * Emit one result row: the key as text, the features in the chosen form.
+ * Allocations go to the scratch context, reset every few rows.
+ */
+static void
+emit_row(Replay *r, Datum key, bool key_null, const double *values, const bool *nulls)
+{
+	Datum		out[2];
+	bool		out_null[2] = {key_null, false};
+	MemoryContext old = MemoryContextSwitchTo(r->scratch);
+
+	out[0] = key_null ? (Datum) 0 : key_text(r, key);
+	out[1] = r->form == FORM_JSONB
+		? JsonbPGetDatum(FsJsonbFromFeatures(r->jsonb, values, nulls))
+		: features_vector(r, values, nulls);
+	tuplestore_putvalues(r->rsinfo->setResult, r->rsinfo->setDesc, out, out_null);
+	MemoryContextSwitchTo(old);
+	if ((++r->emitted & 255) == 0)
+	{
+		MemoryContextReset(r->scratch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Replay one group, entity after entity.  A counting sort by entity number
  * lays out each entity's rows in scan order; an entity whose rows are not
- * in arrival order gets them sorted.  The events are then copied into that
- * order and replayed sequentially, and the features copied to their rows'
- * results (vector order), each in a tight loop: visiting rows at random
- * costs a cache miss each, and tight loops let the CPU overlap them.
+ * in arrival order gets them sorted.  The events (and, with one group, the
+ * keys) are copied into that order, and replayed in sequence by one
+ * FsSlide.  With one group, each row is emitted as soon as it is computed
+ * (entity after entity, then the rows that are no event of the group);
+ * with several, the features go to their rows' results, emitted in scan
+ * order by emit_rows.  Every copy to or from row order is a tight loop of
+ * its own: visiting rows at random costs a cache miss each, and a tight
+ * loop lets the CPU overlap them.
  */
 static void
 replay_group(Replay *r, GroupRows *gr)
@@ -684,10 +808,14 @@ replay_group(Replay *r, GroupRows *gr)
 	const FsGroupDef *gd = gr->gd;
 	Size		size = gd->event_size;
 	int			nf = gd->nfeatures;
+	bool		direct = r->sd->ngroups == 1;
+	bool		by_time = r->cols[r->order_col] == gd->time_attnum;
 	uint32	   *end = MemoryContextAllocHuge(r->cxt, sizeof(uint32) * ((Size) gr->nentities + 1));
 	uint32	   *perm;
 	uint32		nevents;
 	char	   *events;
+	Datum	   *keys = NULL;
+	bool	   *key_null = NULL;
 	double	   *values;
 	bool	   *nulls;
 	uint32		first = 0;
@@ -708,23 +836,36 @@ replay_group(Replay *r, GroupRows *gr)
 	entmap_destroy(gr->entities);
 	gr->entities = NULL;
 
-	/* arrival order within each entity */
-	for (uint32 e = 0; e < gr->nentities; e++)
+	/* arrival order within each entity, read from the events if it is their time */
+	events = MemoryContextAllocHuge(r->cxt, size * Max(nevents, 1));
+	if (!by_time)
+		sort_entities(r, perm, end, gr->nentities);
+	for (uint32 i = 0; i < nevents; i++)
+		copy_event(events + i * size, gr->events + (Size) perm[i] * size, size);
+	if (by_time && !sort_entities_by_time(r, perm, end, gr->nentities, events, size))
 	{
-		if (!rows_in_order(r, perm + first, end[e] - first))
-			qsort_arg(perm + first, end[e] - first, sizeof(uint32), compare_rows, r);
-		first = end[e];
+		for (uint32 i = 0; i < nevents; i++)
+			copy_event(events + i * size, gr->events + (Size) perm[i] * size, size);
+	}
+	if (direct)
+	{
+		keys = MemoryContextAllocHuge(r->cxt, sizeof(Datum) * Max(nevents, 1));
+		key_null = MemoryContextAllocHuge(r->cxt, sizeof(bool) * Max(nevents, 1));
+		for (uint32 i = 0; i < nevents; i++)
+		{
+			keys[i] = r->keys[perm[i]];
+			key_null[i] = r->key_null[perm[i]];
+		}
+		values = palloc(sizeof(double) * nf);
+		nulls = palloc(sizeof(bool) * nf);
+	}
+	else
+	{
+		values = MemoryContextAllocHuge(r->cxt, sizeof(double) * nf * Max(nevents, 1));
+		nulls = MemoryContextAllocHuge(r->cxt, sizeof(bool) * nf * Max(nevents, 1));
 	}
 
-	events = MemoryContextAllocHuge(r->cxt, size * Max(nevents, 1));
-	for (uint32 i = 0; i < nevents; i++)
-		memcpy(events + i * size, gr->events + (Size) perm[i] * size, size);
-	pfree(gr->events);
-	gr->events = NULL;
-
 	/* replay */
-	values = MemoryContextAllocHuge(r->cxt, sizeof(double) * nf * Max(nevents, 1));
-	nulls = MemoryContextAllocHuge(r->cxt, sizeof(bool) * nf * Max(nevents, 1));
 	gr->slide = FsSlideCreate(r->cxt, gd->specs, nf, size, gd->retain);
 	first = 0;
 	for (uint32 e = 0; e < gr->nentities; e++)
@@ -733,36 +874,53 @@ replay_group(Replay *r, GroupRows *gr)
 		for (uint32 i = first; i < end[e]; i++)
 		{
 			const FsEvent *ev = FS_EVENT_AT(events, i, size);
+			double	   *v = direct ? values : values + (Size) i * nf;
+			bool	   *n = direct ? nulls : nulls + (Size) i * nf;
 
 			if (FsEventIsLate(ev->time, FsSlideLatest(gr->slide)))
+				memset(n, true, nf);	/* late: no features, not counted */
+			else
 			{
-				/* late: no features, not counted */
-				memset(nulls + (Size) i * nf, true, nf);
-				continue;
+				FsSlideCompute(gr->slide, ev, v, n);
+				FsSlideAppend(gr->slide, ev);
 			}
-			FsSlideCompute(gr->slide, ev, values + (Size) i * nf, nulls + (Size) i * nf);
-			FsSlideAppend(gr->slide, ev);
+			if (direct)
+				emit_row(r, keys[i], key_null[i], values, nulls);
 		}
 		first = end[e];
 		if ((e & 255) == 0)
 			CHECK_FOR_INTERRUPTS();
 	}
+	pfree(events);
+	pfree(gr->events);
+	gr->events = NULL;
 
-	/* to the rows */
-	for (uint32 i = 0; i < nevents; i++)
+	if (direct)
 	{
-		double	   *row_values = r->values + (Size) perm[i] * r->nfeatures;
-		bool	   *row_nulls = r->nulls + (Size) perm[i] * r->nfeatures;
-
-		for (int f = 0; f < nf; f++)
+		/* the rows that are no event: no features */
+		memset(nulls, true, nf);
+		for (int64 row = 0; row < r->nrows; row++)
+			if (gr->entity[row] == NO_ENTITY)
+				emit_row(r, r->keys[row], r->key_null[row], values, nulls);
+		pfree(keys);
+		pfree(key_null);
+	}
+	else
+	{
+		for (uint32 i = 0; i < nevents; i++)
 		{
-			row_values[gr->pos[f]] = values[(Size) i * nf + f];
-			row_nulls[gr->pos[f]] = nulls[(Size) i * nf + f];
+			double	   *row_values = r->values + (Size) perm[i] * r->nfeatures;
+			bool	   *row_nulls = r->nulls + (Size) perm[i] * r->nfeatures;
+
+			for (int f = 0; f < nf; f++)
+			{
+				row_values[gr->pos[f]] = values[(Size) i * nf + f];
+				row_nulls[gr->pos[f]] = nulls[(Size) i * nf + f];
+			}
 		}
 	}
 	pfree(values);
 	pfree(nulls);
-	pfree(events);
 	pfree(perm);
 	pfree(end);
 }
@@ -828,82 +986,29 @@ source_def(Oid relid)
 	return sd;
 }
 
-/*
- * A row's features as float8[], NULL where the jsonb form has null (NULL,
- * NaN, infinities); built directly, as construct_md_array would.
- */
-static Datum
-features_vector(Replay *r, const double *values, const bool *nulls)
+/* With several groups: one result row per source row, in scan order. */
+static void
+emit_rows(Replay *r)
 {
-	int			n = r->nfeatures;
-	int			nnull = 0;
-	Size		overhead;
-	ArrayType  *a;
-	double	   *data;
-	bits8	   *bitmap;
-
-	for (int i = 0; i < n; i++)
-		if (nulls[i] || isnan(values[i]) || isinf(values[i]))
-			nnull++;
-	overhead = nnull ? (Size) ARR_OVERHEAD_WITHNULLS(1, n) : (Size) ARR_OVERHEAD_NONULLS(1);
-	a = palloc0(overhead + sizeof(double) * (n - nnull));
-	SET_VARSIZE(a, overhead + sizeof(double) * (n - nnull));
-	a->ndim = 1;
-	a->dataoffset = nnull ? overhead : 0;
-	a->elemtype = FLOAT8OID;
-	ARR_DIMS(a)[0] = n;
-	ARR_LBOUND(a)[0] = 1;
-	data = (double *) ((char *) a + overhead);
-	bitmap = ARR_NULLBITMAP(a);
-	for (int i = 0; i < n; i++)
-	{
-		if (nnull && (nulls[i] || isnan(values[i]) || isinf(values[i])))
-			continue;
-		*data++ = values[i];
-		if (bitmap)
-			bitmap[i / 8] |= 1 << (i % 8);
-	}
-	return PointerGetDatum(a);
+	for (int64 row = 0; row < r->nrows; row++)
+		emit_row(r, r->keys[row], r->key_null[row],
+				 r->values + (Size) row * r->nfeatures, r->nulls + (Size) row * r->nfeatures);
 }
 
-/* Emit pass: one result row per source row, in scan order. */
+/* The jsonb template of the source's features. */
 static void
-emit_rows(Replay *r, ReturnSetInfo *rsinfo, BatchForm form)
+prepare_jsonb(Replay *r)
 {
-	MemoryContext old;
+	const char **names = palloc(sizeof(char *) * r->nfeatures);
+	bool	   *integer = palloc(sizeof(bool) * r->nfeatures);
 
-	if (form == FORM_JSONB)
+	for (int i = 0; i < r->nfeatures; i++)
 	{
-		const char **names = palloc(sizeof(char *) * r->nfeatures);
-		bool	   *integer = palloc(sizeof(bool) * r->nfeatures);
-
-		for (int i = 0; i < r->nfeatures; i++)
-		{
-			names[i] = r->features[i].name;
-			integer[i] = r->features[i].agg == FS_AGG_COUNT ||
-				r->features[i].agg == FS_AGG_DISTINCT;
-		}
-		r->jsonb = FsJsonbTemplateCreate(r->nfeatures, names, integer);
+		names[i] = r->features[i].name;
+		integer[i] = r->features[i].agg == FS_AGG_COUNT ||
+			r->features[i].agg == FS_AGG_DISTINCT;
 	}
-	old = MemoryContextSwitchTo(r->scratch);
-	for (int64 row = 0; row < r->nrows; row++)
-	{
-		const double *values = r->values + (Size) row * r->nfeatures;
-		const bool *nulls = r->nulls + (Size) row * r->nfeatures;
-		Datum		out[2];
-		bool		out_null[2] = {r->key_null[row], false};
-
-		out[0] = r->key_null[row] ? (Datum) 0 : key_text(r, r->keys[row]);
-		out[1] = form == FORM_JSONB ? JsonbPGetDatum(FsJsonbFromFeatures(r->jsonb, values, nulls))
-			: features_vector(r, values, nulls);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, out_null);
-		if ((row & 255) == 255)
-		{
-			MemoryContextReset(r->scratch);
-			CHECK_FOR_INTERRUPTS();
-		}
-	}
-	MemoryContextSwitchTo(old);
+	r->jsonb = FsJsonbTemplateCreate(r->nfeatures, names, integer);
 }
 
 /* Set up a replay: columns to read, key and order handling, per-row arrays. */
@@ -973,12 +1078,20 @@ replay_source(FunctionCallInfo fcinfo, BatchForm form)
 
 	read_rows(&r, rel);
 
-	r.values = MemoryContextAllocHuge(r.cxt, sizeof(double) * r.nfeatures * Max(r.nrows, 1));
-	r.nulls = MemoryContextAllocHuge(r.cxt, sizeof(bool) * r.nfeatures * Max(r.nrows, 1));
-	memset(r.nulls, true, sizeof(bool) * r.nfeatures * r.nrows);
+	r.form = form;
+	r.rsinfo = rsinfo;
+	if (form == FORM_JSONB)
+		prepare_jsonb(&r);
+	if (r.sd->ngroups > 1)
+	{
+		r.values = MemoryContextAllocHuge(r.cxt, sizeof(double) * r.nfeatures * Max(r.nrows, 1));
+		r.nulls = MemoryContextAllocHuge(r.cxt, sizeof(bool) * r.nfeatures * Max(r.nrows, 1));
+		memset(r.nulls, true, sizeof(bool) * r.nfeatures * r.nrows);
+	}
 	for (int g = 0; g < r.sd->ngroups; g++)
 		replay_group(&r, &r.groups[g]);
-	emit_rows(&r, rsinfo, form);
+	if (r.sd->ngroups > 1)
+		emit_rows(&r);
 
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(r.cxt);
