@@ -704,30 +704,6 @@ sort_entities_by_time(Replay *r, uint32 *perm, const uint32 *end, uint32 nentiti
 	return sorted;
 }
 
-/* Copy an event record; sizes are multiples of 8, and most are small. */
-static inline void
-copy_event(char *dest, const char *src, Size size)
-{
-	switch (size)
-	{
-		case FS_EVENT_SIZE(0):
-			memcpy(dest, src, FS_EVENT_SIZE(0));
-			break;
-		case FS_EVENT_SIZE(1):
-			memcpy(dest, src, FS_EVENT_SIZE(1));
-			break;
-		case FS_EVENT_SIZE(2):
-			memcpy(dest, src, FS_EVENT_SIZE(2));
-			break;
-		case FS_EVENT_SIZE(3):
-			memcpy(dest, src, FS_EVENT_SIZE(3));
-			break;
-		default:
-			memcpy(dest, src, size);
-			break;
-	}
-}
-
 /*
  * A row's features as float8[], NULL where the jsonb form has null (NULL,
  * NaN, infinities); built directly, as construct_md_array would.
@@ -841,11 +817,11 @@ replay_group(Replay *r, GroupRows *gr)
 	if (!by_time)
 		sort_entities(r, perm, end, gr->nentities);
 	for (uint32 i = 0; i < nevents; i++)
-		copy_event(events + i * size, gr->events + (Size) perm[i] * size, size);
+		memcpy(events + i * size, gr->events + (Size) perm[i] * size, size);
 	if (by_time && !sort_entities_by_time(r, perm, end, gr->nentities, events, size))
 	{
 		for (uint32 i = 0; i < nevents; i++)
-			copy_event(events + i * size, gr->events + (Size) perm[i] * size, size);
+			memcpy(events + i * size, gr->events + (Size) perm[i] * size, size);
 	}
 	if (direct)
 	{
