@@ -30,25 +30,29 @@
  *	   pruned to the group's retention) by one FsSlide (window.c): sliding
  *	   windows, amortised O(1) per event, or FsWindowCompute itself where
  *	   sliding could differ from the online value by more than rounding.
- *	   The features are then copied to their rows.  The copies are tight
- *	   loops on purpose: a replay visits rows at random, and a tight loop
- *	   lets the CPU overlap the cache misses that a computation between
- *	   them would serialize.  Only one entity's history is live at a time.
- *	3. Emit: one row per source row, in scan order, with its key as
- *	   key_column::text and its features as jsonb (feature_history, built
- *	   in binary form by featurejson.c) or as a float8[] in the order of
- *	   fraudstream.feature_names() (feature_vectors).
+ *	   With several groups, the features are then copied to their rows.
+ *	   The copies between scan and entity order are tight loops on
+ *	   purpose: they visit rows at random, and a tight loop lets the CPU
+ *	   overlap the cache misses that a computation between them would
+ *	   serialize.  Only one entity's history is live at a time.
+ *	3. Emit: one row per source row, with its key as key_column::text and
+ *	   its features as jsonb (feature_history, built in binary form by
+ *	   featurejson.c) or as a float8[] in the order of feature_names()
+ *	   (feature_vectors).  With one group, rows are emitted as the replay
+ *	   computes them, entity after entity; with several, in scan order
+ *	   once every group is done.
  *
  * Row-level security, or a leaf that is not a plain table (a foreign
  * partition), make the read pass go through SPI instead ("SELECT columns
  * FROM source", so policies apply); the rest is the same.
  *
- * Memory: per row, its key (8 bytes, plus a copy of a by-reference key),
- * its order value (9 bytes; a copy if by reference), its results (9 bytes
- * per feature), and per group a 4-byte entity number and its event (16
- * bytes + 8 per value column).  A group's replay adds a 4-byte permutation
- * and its results in entity order while it runs.  About 100 bytes per row
- * for one group of five features on one value column: memory grows with
+ * Memory: per row, its key (9 bytes, plus a copy of a by-reference key),
+ * its order value (9 bytes; a copy if by reference), and per group a
+ * 4-byte entity number and its event (16 bytes + 8 per value column).  A
+ * group's replay adds a 4-byte permutation, a second copy of its events
+ * and, with one group, of the keys (in entity order), or with several
+ * the results (9 bytes per feature, in entity order and per row).  About
+ * 100 bytes per row for one group on one value column: memory grows with
  * the number of rows.  XXX: a table too large for the backend's memory
  * fails with "out of memory" rather than spilling to disk.  The result
  * set goes to the function's tuplestore, which spills beyond work_mem.

@@ -481,8 +481,9 @@ FsWindowCompute(const FsWindowSpec *specs, int nspecs, Size event_size,
  * sliding moments are used only when
  *	(1) the running error bounds of sum(x) and of sum((x - mean)^2) are
  *		below 2^-44 (5.7e-14) of their values; if not, the moments are
- *		recomputed from the window's events, which resets the bounds to
- *		a few ulps, and if they still fail the event takes the exact path;
+ *		recomputed from the window's events, which resets the bounds to a
+ *		few ulps per value, and if they still fail the event takes the
+ *		exact path;
  *	(2) the window is well conditioned, so that the online accumulation
  *		is accurate too: sum(|x|) <= 2 |sum(x)| and n mean^2 <= 10^4
  *		sum((x - mean)^2), i.e. the values' coefficient of variation is
@@ -559,8 +560,9 @@ struct FsSlide
 static void moments_reset(SlideAcc *a);
 
 /*
- * A replay's state for one entity, in cxt.  specs must stay valid as long
- * as the slide; retain is the group's (longest window + max_lateness).
+ * A replay's state, in cxt, for one entity at a time (see FsSlideReset).
+ * specs must stay valid as long as the slide; retain is the group's
+ * (longest window + max_lateness).
  */
 FsSlide *
 FsSlideCreate(MemoryContext cxt, const FsWindowSpec *specs, int nspecs,
