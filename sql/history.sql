@@ -153,6 +153,24 @@ SELECT count(*) AS compared,
           FROM v CROSS JOIN unnest(n) WITH ORDINALITY u(name, i)
          WHERE name LIKE 'card\_%' AND name <> 'card_distinct') c;
 
+-- The same on one busy entity whose windows grow to 5,000 values, with an
+-- outlier among them: the sliding sums' error does not grow with them.
+TRUNCATE mix;
+INSERT INTO mix
+SELECT i, 'hot', 'hot', timestamptz '2026-03-01 00:00+00' + i * interval '10 ms',
+       CASE WHEN i = 2000 THEN 1e9 ELSE 1000 + round((random() * 100)::numeric, 2)::float8 END,
+       'dev' || (i % 3)
+  FROM generate_series(1, 5000) i;
+WITH v AS (SELECT key, features, fraudstream.feature_names('mix') AS n
+             FROM fraudstream.feature_vectors('mix', 'id', 'id'))
+SELECT count(*) AS compared,
+       count(*) FILTER (WHERE (exact IS NULL) <> (sliding IS NULL)
+                           OR abs(exact - sliding) > 1e-9 * greatest(1, abs(exact))) AS mismatches,
+       max(abs(exact - sliding) / greatest(1, abs(exact))) < 1e-12 AS within_1e_12
+  FROM (SELECT features[i] AS exact, features[array_position(n, 'card2' || substr(name, 5))] AS sliding
+          FROM v CROSS JOIN unnest(n) WITH ORDINALITY u(name, i)
+         WHERE name LIKE 'card\_%' AND name <> 'card_distinct') c;
+
 -- A partitioned source (partitions numbering their columns differently)
 -- and an inherited one give the rows of every leaf.
 CREATE TABLE ppay (card text, ts timestamptz, amount numeric, id int) PARTITION BY RANGE (ts);

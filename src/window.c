@@ -468,7 +468,9 @@ FsWindowCompute(const FsWindowSpec *specs, int nspecs, Size event_size,
  *	min, max		monotonic deques of (event, value): exact
  *	moments			n, S = sum(x - K) and Q = sum((x - K)^2) for a shift K
  *					taken from the window, updated as values enter and
- *					leave, with a running bound of their rounding error
+ *					leave with compensated summation, and a bound of
+ *					their rounding error that does not grow with the
+ *					number of values or of updates
  *	since_last,		read from the newest events of the history: exact
  *	geo_velocity
  * FsSlideCompute turns these into FsWindowCompute's scratch accumulator
@@ -479,10 +481,11 @@ FsWindowCompute(const FsWindowSpec *specs, int nspecs, Size event_size,
  * Exactness.  Sums and deviations are the only values that can differ
  * from the online Youngs-Cramer accumulation, and only by rounding.  The
  * sliding moments are used only when
- *	(1) the running error bounds of sum(x) and of sum((x - mean)^2) are
- *		below 2^-44 (5.7e-14) of their values; if not, the moments are
- *		recomputed from the window's events, which resets the bounds to a
- *		few ulps per value, and if they still fail the event takes the
+ *	(1) the error bounds of sum(x) and of sum((x - mean)^2) are below
+ *		2^-44 (5.7e-14) of their values (they fail when the shift K is
+ *		far from the window's values, e.g. an outlier that has left); if
+ *		not, the moments are recomputed from the window's events, shifted
+ *		by their mean, and if the bounds still fail the event takes the
  *		exact path;
  *	(2) the window is well conditioned, so that the online accumulation
  *		is accurate too: sum(|x|) <= 2 |sum(x)| and n mean^2 <= 10^4
@@ -515,6 +518,20 @@ typedef struct SlideDeque
 	int			capacity;		/* a power of 2 */
 } SlideDeque;
 
+/*
+ * A sum under Neumaier's compensated summation, terms added and subtracted:
+ * hi + lo is within 2u |hi + lo| + 4u^2 work of the exact sum of the terms
+ * (u = 2^-53), work being the sum of |partial sum| + |term| over every
+ * step.  Unlike a plain sum, its error does not grow with the number of
+ * terms or of steps to first order.
+ */
+typedef struct SlideSum
+{
+	double		hi;
+	double		lo;
+	double		work;
+} SlideSum;
+
 /* The sliding statistics of one accumulator (a spec with shares == 0). */
 typedef struct SlideAcc
 {
@@ -525,11 +542,10 @@ typedef struct SlideAcc
 	bool		minmax;			/* ... including min or max */
 	double		n;				/* non-NULL values from the cursor on */
 	double		K;				/* shift */
-	double		S;				/* sum(x - K) */
-	double		Q;				/* sum((x - K)^2) */
-	double		A;				/* sum(|x|) */
-	double		errS;			/* bounds of the rounding errors of S and Q */
-	double		errQ;
+	SlideSum	S;				/* sum(x - K) */
+	SlideSum	Q;				/* sum((x - K)^2) */
+	SlideSum	D;				/* sum(|x - K|) */
+	double		A;				/* sum(|x|), for the conditioning only */
 	SlideDeque	min;
 	SlideDeque	max;
 } SlideAcc;
@@ -690,7 +706,54 @@ deque_front(SlideDeque *d, int64 cursor)
 static void
 moments_reset(SlideAcc *a)
 {
-	a->n = a->K = a->S = a->Q = a->A = a->errS = a->errQ = 0.0;
+	a->n = a->K = a->A = 0.0;
+	memset(&a->S, 0, sizeof(SlideSum));
+	memset(&a->Q, 0, sizeof(SlideSum));
+	memset(&a->D, 0, sizeof(SlideSum));
+}
+
+static inline void
+sum_add(SlideSum *sum, double x)
+{
+	double		t = sum->hi + x;
+
+	if (fabs(sum->hi) >= fabs(x))
+		sum->lo += (sum->hi - t) + x;
+	else
+		sum->lo += (x - t) + sum->hi;
+	sum->hi = t;
+	sum->work += fabs(t) + fabs(x);
+}
+
+static inline double
+sum_value(const SlideSum *sum)
+{
+	return sum->hi + sum->lo;
+}
+
+/* Bound of the distance between sum_value and the exact sum of the terms. */
+static inline double
+sum_error(const SlideSum *sum)
+{
+	return 2.0 * SLIDE_ULP * fabs(sum_value(sum)) + 4.0 * SLIDE_ULP * SLIDE_ULP * sum->work;
+}
+
+/*
+ * A value enters (sign 1) or leaves (sign -1) the moments.  x - K and its
+ * square are computed the same way both times, so their rounding cancels
+ * when the value leaves; while it is in, it is bounded by u |x - K| and
+ * 3u (x - K)^2 (see slide_moments).
+ */
+static inline void
+moments_step(SlideAcc *a, double x, double sign)
+{
+	double		d = x - a->K;
+
+	a->n += sign;
+	sum_add(&a->S, sign * d);
+	sum_add(&a->Q, sign * (d * d));
+	sum_add(&a->D, sign * fabs(d));
+	a->A += sign * fabs(x);
 }
 
 /* An event enters an accumulator's window. */
@@ -699,8 +762,6 @@ slide_enter(FsSlide *s, SlideAcc *a, const FsEvent *ev, int64 seq)
 {
 	int			slot = a->spec->slot;
 	double		x;
-	double		d;
-	double		q;
 
 	if (!a->moments || FS_EVENT_ISNULL(ev, slot))
 		return;
@@ -710,14 +771,7 @@ slide_enter(FsSlide *s, SlideAcc *a, const FsEvent *ev, int64 seq)
 		moments_reset(a);
 		a->K = x;
 	}
-	d = x - a->K;
-	q = d * d;
-	a->n += 1.0;
-	a->S += d;
-	a->Q += q;
-	a->A += fabs(x);
-	a->errS += SLIDE_ULP * (fabs(a->S) + fabs(d));
-	a->errQ += SLIDE_ULP * (a->Q + 3.0 * q);
+	moments_step(a, x, 1.0);
 	if (a->minmax)
 	{
 		deque_push(s, &a->min, seq, x, true);
@@ -735,37 +789,52 @@ slide_leave(FsSlide *s, SlideAcc *a)
 	a->cursor++;
 	if (!a->moments || FS_EVENT_ISNULL(ev, slot))
 		return;
-	a->n -= 1.0;
-	if (a->n == 0.0)
+	if (a->n == 1.0)
 		moments_reset(a);
 	else
-	{
-		double		x = ev->values[slot];
-		double		d = x - a->K;
-		double		q = d * d;
-
-		a->S -= d;
-		a->Q -= q;
-		a->A -= fabs(x);
-		a->errS += SLIDE_ULP * (fabs(a->S) + fabs(d));
-		a->errQ += SLIDE_ULP * (fabs(a->Q) + 3.0 * q);
-	}
+		moments_step(a, ev->values[slot], -1.0);
 }
 
-/* Recompute an accumulator from the events from its cursor on. */
+/*
+ * Recompute an accumulator from the events from its cursor on, shifted by
+ * their mean, which keeps S small and Q - S^2/n free of cancellation.
+ */
 static void
 slide_refill(FsSlide *s, SlideAcc *a, bool deques)
 {
 	int64		end = s->base + s->count;
 	bool		minmax = a->minmax;
+	double		sum = 0.0;
+	double		n = 0.0;
 
+	for (int64 seq = a->cursor; seq < end; seq++)
+	{
+		const FsEvent *ev = SLIDE_EVENT(s, seq);
+
+		if (a->moments && !FS_EVENT_ISNULL(ev, a->spec->slot))
+		{
+			sum += ev->values[a->spec->slot];
+			n += 1.0;
+		}
+	}
 	moments_reset(a);
+	a->K = n > 0.0 ? sum / n : 0.0;
 	if (deques)
 		a->min.count = a->max.count = 0;
 	else
 		a->minmax = false;		/* the deques are exact: keep them */
 	for (int64 seq = a->cursor; seq < end; seq++)
-		slide_enter(s, a, SLIDE_EVENT(s, seq), seq);
+	{
+		const FsEvent *ev = SLIDE_EVENT(s, seq);
+
+		if (a->moments && !FS_EVENT_ISNULL(ev, a->spec->slot))
+			moments_step(a, ev->values[a->spec->slot], 1.0);
+		if (a->minmax && a->moments && !FS_EVENT_ISNULL(ev, a->spec->slot))
+		{
+			deque_push(s, &a->min, seq, ev->values[a->spec->slot], true);
+			deque_push(s, &a->max, seq, ev->values[a->spec->slot], false);
+		}
+	}
 	a->minmax = minmax;
 }
 
@@ -782,6 +851,10 @@ static SlideMoments
 slide_moments(const SlideAcc *a, Moments *m)
 {
 	double		n = a->n;
+	double		S = sum_value(&a->S);
+	double		Q = sum_value(&a->Q);
+	double		err_S = sum_error(&a->S) + SLIDE_ULP * (sum_value(&a->D) + sum_error(&a->D));
+	double		err_Q = sum_error(&a->Q) + 3.0 * SLIDE_ULP * Q;
 	double		sx;
 	double		sxx = 0.0;
 	double		err_sx;
@@ -790,15 +863,15 @@ slide_moments(const SlideAcc *a, Moments *m)
 	m->n = m->sx = m->sxx = 0.0;
 	if (n == 0.0)
 		return SLIDE_OK;
-	sx = n * a->K + a->S;
-	err_sx = a->errS + 2.0 * SLIDE_ULP * (fabs(n * a->K) + fabs(sx));
+	sx = n * a->K + S;
+	err_sx = err_S + SLIDE_ULP * (fabs(n * a->K) + fabs(sx));
 	if (n >= 2.0)
 	{
-		double		c = a->S * a->S / n;
+		double		c = S * S / n;
 
-		sxx = a->Q - c;
-		err_sxx = a->errQ + (2.0 * fabs(a->S) * a->errS + a->errS * a->errS) / n +
-			3.0 * SLIDE_ULP * (a->Q + c);
+		sxx = Q - c;
+		err_sxx = err_Q + (2.0 * fabs(S) * err_S + err_S * err_S) / n +
+			2.0 * SLIDE_ULP * c + SLIDE_ULP * fabs(sxx);
 	}
 	if (!(err_sx <= SLIDE_MAX_ERROR * fabs(sx)) || !(err_sxx <= SLIDE_MAX_ERROR * sxx))
 		return SLIDE_INEXACT;
@@ -833,6 +906,7 @@ slide_rebuild(FsSlide *s)
 bool
 FsSlideCompute(FsSlide *s, const FsEvent *current, double *result, bool *isnull)
 {
+	static const Accum empty;
 	Accum		acc[SLIDE_MAX_SPECS];
 	TimestampTz t = current->time;
 	int64		end = s->base + s->count;
@@ -849,7 +923,7 @@ FsSlideCompute(FsSlide *s, const FsEvent *current, double *result, bool *isnull)
 		const FsWindowSpec *spec = a->spec;
 		Accum	   *out = &acc[a->index];
 
-		memset(out, 0, sizeof(Accum));
+		*out = empty;
 		while (a->cursor < end && SLIDE_EVENT(s, a->cursor)->time <= t - spec->window)
 			slide_leave(s, a);
 		if (spec->agg == FS_AGG_SINCE_LAST || spec->agg == FS_AGG_GEO_VELOCITY)
