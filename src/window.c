@@ -539,7 +539,8 @@ typedef struct SlideAcc
 	int			index;			/* of spec in the specs */
 	int64		cursor;			/* sequence number of the first event inside */
 	bool		moments;		/* reads a value column's statistics */
-	bool		minmax;			/* ... including min or max */
+	bool		want_min;		/* ... including their minimum */
+	bool		want_max;		/* ... or maximum */
 	double		n;				/* non-NULL values from the cursor on */
 	double		K;				/* shift */
 	SlideSum	S;				/* sum(x - K) */
@@ -604,16 +605,19 @@ FsSlideCreate(MemoryContext cxt, const FsWindowSpec *specs, int nspecs,
 		{
 			/* the owner's accumulator keeps what this spec reads */
 			for (int i = 0; i < s->nacc; i++)
-				if (s->acc[i].index == specs[f].shares - 1 &&
-					(specs[f].agg == FS_AGG_MIN || specs[f].agg == FS_AGG_MAX))
-					s->acc[i].minmax = true;
+				if (s->acc[i].index == specs[f].shares - 1)
+				{
+					s->acc[i].want_min |= specs[f].agg == FS_AGG_MIN;
+					s->acc[i].want_max |= specs[f].agg == FS_AGG_MAX;
+				}
 			continue;
 		}
 		a = &s->acc[s->nacc++];
 		a->spec = &specs[f];
 		a->index = f;
 		a->moments = reads_value_stats(&specs[f]) && specs[f].slot != FS_NO_SLOT;
-		a->minmax = specs[f].agg == FS_AGG_MIN || specs[f].agg == FS_AGG_MAX;
+		a->want_min = specs[f].agg == FS_AGG_MIN;
+		a->want_max = specs[f].agg == FS_AGG_MAX;
 	}
 	FsSlideReset(s);
 	return s;
@@ -756,6 +760,16 @@ moments_step(SlideAcc *a, double x, double sign)
 	a->A += sign * fabs(x);
 }
 
+/* A value enters the deques of the extremes the accumulator keeps. */
+static inline void
+push_extremes(FsSlide *s, SlideAcc *a, int64 seq, double x)
+{
+	if (a->want_min)
+		deque_push(s, &a->min, seq, x, true);
+	if (a->want_max)
+		deque_push(s, &a->max, seq, x, false);
+}
+
 /* An event enters an accumulator's window. */
 static void
 slide_enter(FsSlide *s, SlideAcc *a, const FsEvent *ev, int64 seq)
@@ -772,11 +786,7 @@ slide_enter(FsSlide *s, SlideAcc *a, const FsEvent *ev, int64 seq)
 		a->K = x;
 	}
 	moments_step(a, x, 1.0);
-	if (a->minmax)
-	{
-		deque_push(s, &a->min, seq, x, true);
-		deque_push(s, &a->max, seq, x, false);
-	}
+	push_extremes(s, a, seq, x);
 }
 
 /* The event at an accumulator's cursor leaves its window. */
@@ -803,7 +813,7 @@ static void
 slide_refill(FsSlide *s, SlideAcc *a, bool deques)
 {
 	int64		end = s->base + s->count;
-	bool		minmax = a->minmax;
+	int			slot = a->spec->slot;
 	double		sum = 0.0;
 	double		n = 0.0;
 
@@ -811,9 +821,9 @@ slide_refill(FsSlide *s, SlideAcc *a, bool deques)
 	{
 		const FsEvent *ev = SLIDE_EVENT(s, seq);
 
-		if (a->moments && !FS_EVENT_ISNULL(ev, a->spec->slot))
+		if (a->moments && !FS_EVENT_ISNULL(ev, slot))
 		{
-			sum += ev->values[a->spec->slot];
+			sum += ev->values[slot];
 			n += 1.0;
 		}
 	}
@@ -821,21 +831,16 @@ slide_refill(FsSlide *s, SlideAcc *a, bool deques)
 	a->K = n > 0.0 ? sum / n : 0.0;
 	if (deques)
 		a->min.count = a->max.count = 0;
-	else
-		a->minmax = false;		/* the deques are exact: keep them */
 	for (int64 seq = a->cursor; seq < end; seq++)
 	{
 		const FsEvent *ev = SLIDE_EVENT(s, seq);
 
-		if (a->moments && !FS_EVENT_ISNULL(ev, a->spec->slot))
-			moments_step(a, ev->values[a->spec->slot], 1.0);
-		if (a->minmax && a->moments && !FS_EVENT_ISNULL(ev, a->spec->slot))
-		{
-			deque_push(s, &a->min, seq, ev->values[a->spec->slot], true);
-			deque_push(s, &a->max, seq, ev->values[a->spec->slot], false);
-		}
+		if (!a->moments || FS_EVENT_ISNULL(ev, slot))
+			continue;
+		moments_step(a, ev->values[slot], 1.0);
+		if (deques)				/* otherwise they are exact: kept */
+			push_extremes(s, a, seq, ev->values[slot]);
 	}
-	a->minmax = minmax;
 }
 
 /* Outcome of reading sliding moments. */
@@ -945,11 +950,10 @@ FsSlideCompute(FsSlide *s, const FsEvent *current, double *result, bool *isnull)
 			}
 			if (state != SLIDE_OK)
 				goto exact;
-			if (a->minmax && out->m.n > 0.0)
-			{
+			if (a->want_min && out->m.n > 0.0)
 				out->min = deque_front(&a->min, a->cursor);
+			if (a->want_max && out->m.n > 0.0)
 				out->max = deque_front(&a->max, a->cursor);
-			}
 		}
 	}
 
