@@ -23,7 +23,9 @@
  *	  scale and weight fit it), the form numeric.c's make_result gives.
  *	  Counts and distinct counts are integers; NaN and infinities null.
  *	  With extra_float_digits <= 0, float8out prints fewer digits, and
- *	  the number goes through float8out and numeric_in instead.
+ *	  the number goes through float8out and numeric_in instead.  Each
+ *	  pair keeps the last number it wrote: consecutive rows often repeat
+ *	  one (a maximum, a count).
  *
  * Both formats are PostgreSQL's on-disk formats, fixed for pg_upgrade.
  *
@@ -63,12 +65,21 @@
  */
 #define NUM_MAX_BYTES			(VARHDRSZ + 2 * sizeof(int16) + 8 * sizeof(int16))
 
+/* The last number written for a pair: rows in a row often repeat it. */
+typedef struct NumericCache
+{
+	double		x;
+	int			size;			/* 0: none */
+	char		bytes[NUM_MAX_BYTES];
+} NumericCache;
+
 struct FsJsonbTemplate
 {
 	int			npairs;
 	Jsonb	   *empty;			/* every value null */
 	int		   *order;			/* pair i holds the caller's value order[i] */
 	bool	   *integer;		/* per pair: written as an integer */
+	NumericCache *cache;		/* per pair */
 };
 
 /*
@@ -216,6 +227,7 @@ FsJsonbTemplateCreate(int n, const char *const *names, const bool *integer)
 	t->npairs = n;
 	t->order = palloc(sizeof(int) * Max(n, 1));
 	t->integer = palloc(sizeof(bool) * Max(n, 1));
+	t->cache = palloc0(sizeof(NumericCache) * Max(n, 1));
 	for (int i = 0; i < n; i++)
 		t->order[i] = i;
 	qsort_arg(t->order, n, sizeof(int), compare_keys, (void *) names);
@@ -241,7 +253,7 @@ FsJsonbTemplateCreate(int n, const char *const *names, const bool *integer)
  * template, as jsonb_in would read the text FsAppendFeatureJson writes.
  */
 Jsonb *
-FsJsonbFromFeatures(const FsJsonbTemplate *t, const double *values, const bool *nulls)
+FsJsonbFromFeatures(FsJsonbTemplate *t, const double *values, const bool *nulls)
 {
 	Size		empty_len = VARSIZE(t->empty);
 	char	   *buf = palloc(empty_len + t->npairs * (NUM_MAX_BYTES + sizeof(int32)));
@@ -266,20 +278,31 @@ FsJsonbFromFeatures(const FsJsonbTemplate *t, const double *values, const bool *
 			int			size;
 
 			memset(buf + len, 0, pad);
-			if (t->integer[i])
-				size = write_numeric(dest, (int64) x, 0);
-			else if (extra_float_digits > 0)
-				size = write_float8_numeric(dest, x);
+			if (t->cache[i].size > 0 && memcmp(&t->cache[i].x, &x, sizeof(double)) == 0)
+			{
+				size = t->cache[i].size;
+				memcpy(dest, t->cache[i].bytes, size);
+			}
 			else
 			{
-				Numeric		num = DatumGetNumeric(DirectFunctionCall3(numeric_in,
-																	  CStringGetDatum(float8out_internal(x)),
-																	  ObjectIdGetDatum(InvalidOid),
-																	  Int32GetDatum(-1)));
+				if (t->integer[i])
+					size = write_numeric(dest, (int64) x, 0);
+				else if (extra_float_digits > 0)
+					size = write_float8_numeric(dest, x);
+				else
+				{
+					Numeric		num = DatumGetNumeric(DirectFunctionCall3(numeric_in,
+																		  CStringGetDatum(float8out_internal(x)),
+																		  ObjectIdGetDatum(InvalidOid),
+																		  Int32GetDatum(-1)));
 
-				size = VARSIZE(num);
-				Assert(size <= NUM_MAX_BYTES);
-				memcpy(dest, num, size);
+					size = VARSIZE(num);
+					Assert(size <= NUM_MAX_BYTES);
+					memcpy(dest, num, size);
+				}
+				t->cache[i].x = x;
+				t->cache[i].size = size;
+				memcpy(t->cache[i].bytes, dest, size);
 			}
 			meta = JENTRY_ISNUMERIC | (uint32) (pad + size);
 			len += pad + size;

@@ -14,7 +14,7 @@ typedef struct FsJsonbTemplate FsJsonbTemplate;
 
 extern FsJsonbTemplate *FsJsonbTemplateCreate(int n, const char *const *names,
 											  const bool *integer);
-extern Jsonb *FsJsonbFromFeatures(const FsJsonbTemplate *t, const double *values,
+extern Jsonb *FsJsonbFromFeatures(FsJsonbTemplate *t, const double *values,
 								  const bool *nulls);
 
 #endif							/* FRAUDSTREAM_FEATUREJSON_H */
