@@ -4,7 +4,9 @@
 # 1. Batch path against PostgreSQL's window aggregates: count, sum, avg,
 #    stddev and max over a 1-hour RANGE frame per card, on the same
 #    1,000,000 rows (10,000 cards, about 10 events per card-hour), both
-#    reading the table and returning every value; target >= 3x.
+#    reading the table and returning every value, checked row by row;
+#    both forms timed (feature_history's jsonb, feature_vectors' float8[]);
+#    target >= 3x for the faster.
 # 2. Online cost per event, in ns: inserting 200,000 events into a table
 #    with 1, 10 or 50 features minus inserting them into the same table
 #    without features (the feed), and computing the features of 20,000 new
@@ -53,33 +55,60 @@ window_sql="SELECT id, count(*) OVER w AS c, sum(amount) OVER w AS s, avg(amount
   FROM hist WINDOW w AS (PARTITION BY card ORDER BY ts
                          RANGE BETWEEN '1 hour' PRECEDING AND CURRENT ROW)"
 batch_sql="SELECT key, features FROM fraudstream.feature_history('hist', 'id', 'ts')"
+vector_sql="SELECT key, features FROM fraudstream.feature_vectors('hist', 'id', 'ts')"
 
-# The same values, row by row (relative tolerance 1e-9).
+# The same values, row by row (relative tolerance 1e-9), for both forms:
+# jsonb by feature name, float8[] by the positions feature_names() gives.
 check=$(psql_q -c "
 CREATE TEMP TABLE w AS $window_sql;
 CREATE TEMP TABLE b AS SELECT key::bigint AS id, features AS f FROM ($batch_sql) x;
-ANALYZE w; ANALYZE b;
-SELECT count(*) = $BATCH_ROWS AND count(*) FILTER (WHERE
+CREATE TEMP TABLE p AS SELECT n AS name, i FROM unnest(fraudstream.feature_names('hist')) WITH ORDINALITY u(n, i);
+CREATE TEMP TABLE v AS
+SELECT key::bigint AS id, features[(SELECT i FROM p WHERE name = 'b_count')] AS c,
+       features[(SELECT i FROM p WHERE name = 'b_sum')] AS s,
+       features[(SELECT i FROM p WHERE name = 'b_avg')] AS a,
+       features[(SELECT i FROM p WHERE name = 'b_sd')] AS sd,
+       features[(SELECT i FROM p WHERE name = 'b_max')] AS mx
+  FROM ($vector_sql) x;
+ANALYZE w; ANALYZE b; ANALYZE v;
+SELECT (SELECT count(*) = $BATCH_ROWS AND count(*) FILTER (WHERE
         w.c <> (f->>'b_count')::bigint
      OR abs(w.s - (f->>'b_sum')::float8) > 1e-9 * greatest(1, abs(w.s))
      OR abs(w.a - (f->>'b_avg')::float8) > 1e-9 * greatest(1, abs(w.a))
      OR coalesce(abs(w.sd - (f->>'b_sd')::float8) > 1e-9 * greatest(1, abs(w.sd)),
                  (w.sd IS NULL) <> (f->'b_sd' = 'null'))
      OR w.mx <> (f->>'b_max')::float8) = 0
-  FROM w JOIN b USING (id)" | tail -1)
-echo "same values: $check"
+          FROM w JOIN b USING (id))
+   AND (SELECT count(*) = $BATCH_ROWS AND count(*) FILTER (WHERE
+        w.c <> v.c
+     OR abs(w.s - v.s) > 1e-9 * greatest(1, abs(w.s))
+     OR abs(w.a - v.a) > 1e-9 * greatest(1, abs(w.a))
+     OR coalesce(abs(w.sd - v.sd) > 1e-9 * greatest(1, abs(w.sd)), (w.sd IS NULL) <> (v.sd IS NULL))
+     OR w.mx <> v.mx) = 0
+          FROM w JOIN v USING (id))" | tail -1)
+echo "same values (jsonb and float8[] forms): $check"
 
 # Aggregate every output column, or the planner drops unused window functions.
+# Each side is timed twice, interleaved, and keeps its best run; all run
+# with the same settings (work_mem included: the function's result
+# materializes into a tuplestore, the window aggregate's input into a sort).
 window_run="SELECT sum(c), sum(s), sum(a), sum(sd), sum(mx) FROM ($window_sql) s"
 batch_run="SELECT count(features) FROM ($batch_sql) s"
-window_ms=$(time_ms "$window_run")
-batch_ms=$(time_ms "$batch_run")
-window_ms2=$(time_ms "$window_run")
-batch_ms2=$(time_ms "$batch_run")
-window_ms=$(echo "$window_ms $window_ms2" | awk '{print ($1 < $2) ? $1 : $2}')
-batch_ms=$(echo "$batch_ms $batch_ms2" | awk '{print ($1 < $2) ? $1 : $2}')
+vector_run="SELECT count(features) FROM ($vector_sql) s"
+best() { echo "$1 $2" | awk '{print ($1 < $2) ? $1 : $2}'; }
+window_ms=$(time_ms "$window_run"); batch_ms=$(time_ms "$batch_run"); vector_ms=$(time_ms "$vector_run")
+window_ms=$(best "$window_ms" "$(time_ms "$window_run")")
+batch_ms=$(best "$batch_ms" "$(time_ms "$batch_run")")
+vector_ms=$(best "$vector_ms" "$(time_ms "$vector_run")")
 ratio=$(echo "$window_ms $batch_ms" | awk '{printf "%.2f", $1 / $2}')
-echo "window aggregates: $window_ms ms; feature_history: $batch_ms ms; speed-up ${ratio}x"
+vector_ratio=$(echo "$window_ms $vector_ms" | awk '{printf "%.2f", $1 / $2}')
+echo "window aggregates: $window_ms ms; feature_history (jsonb): $batch_ms ms, speed-up ${ratio}x;" \
+     "feature_vectors (float8[]): $vector_ms ms, speed-up ${vector_ratio}x"
+if awk "BEGIN {exit !($vector_ratio >= $ratio)}"; then
+    best_form=feature_vectors best_ratio=$vector_ratio
+else
+    best_form=feature_history best_ratio=$ratio
+fi
 
 echo "-- online: $ONLINE_ROWS events inserted, $PROBES computed, per density and feature count"
 online_json=""
@@ -138,10 +167,10 @@ for density in 10 100 1000; do
     done
 done
 
-met=$(echo "$ratio" | awk '{print ($1 >= 3) ? "true" : "false"}')
+met=$(echo "$best_ratio $check" | awk '{print ($1 >= 3 && $2 == "t") ? "true" : "false"}')
 cat >"$FS_BENCH_OUT/features.json" <<JSON
 {"name": "features",
- "description": "Batch path vs PostgreSQL window aggregates ($BATCH_ROWS rows, count/sum/avg/stddev/max over 1-hour RANGE frames, same values: $check); online cost per event: feed = insert with features minus insert without ($ONLINE_ROWS events), compute = row_features of $PROBES new events against full windows.",
- "results": {${summary}"window_aggregates_ms": $window_ms, "feature_history_ms": $batch_ms, "batch_speedup": $ratio},
- "targets": [{"metric": "batch speed-up over window aggregates", "target": ">= 3x", "reached": "${ratio}x", "met": $met}]}
+ "description": "Batch path vs PostgreSQL window aggregates ($BATCH_ROWS rows, count/sum/avg/stddev/max over 1-hour RANGE frames; same values in both forms: $check): feature_history returns jsonb, feature_vectors float8[]; the target is met by the faster form ($best_form). Online cost per event: feed = insert with features minus insert without ($ONLINE_ROWS events), compute = row_features of $PROBES new events against full windows.",
+ "results": {${summary}"window_aggregates_ms": $window_ms, "feature_history_ms": $batch_ms, "feature_vectors_ms": $vector_ms, "feature_history_speedup": $ratio, "feature_vectors_speedup": $vector_ratio},
+ "targets": [{"metric": "batch speed-up over window aggregates ($best_form, the faster form; same values)", "target": ">= 3x", "reached": "${best_ratio}x", "met": $met}]}
 JSON

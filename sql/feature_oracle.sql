@@ -1,6 +1,7 @@
 --
 -- The online path (row_features before each insert, committing every 500
--- rows), the batch path (feature_history) and a plain-SQL computation of
+-- rows), the batch path (feature_history, and feature_vectors by the
+-- positions of feature_names) and a plain-SQL computation of
 -- each feature's definition agree on 20,000 generated events of 500
 -- entities, with bursts, equal timestamps, events out of order within
 -- max_lateness, events later than it, and NULL values.
@@ -93,6 +94,11 @@ SELECT count(*) AS events, count(DISTINCT card) AS cards,
 CREATE TABLE batch_values AS
     SELECT key::bigint AS id, features AS f
       FROM fraudstream.feature_history('ev', 'id', 'id');
+CREATE TABLE vector_values AS
+    SELECT key::bigint AS id, jsonb_object_agg(n.name, v.features[n.i]) AS f
+      FROM fraudstream.feature_vectors('ev', 'id', 'id') v
+     CROSS JOIN unnest(fraudstream.feature_names('ev')) WITH ORDINALITY n(name, i)
+     GROUP BY key;
 
 -- Plain SQL: "others" are the entity's earlier arrivals that were not late,
 -- within the window; late = more than 5 minutes (max_lateness) behind the
@@ -176,12 +182,19 @@ SELECT k AS feature,
        count(*) AS compared,
        count(*) FILTER (WHERE NOT same(o.f -> k, s.f -> k)) AS online_mismatches,
        count(*) FILTER (WHERE NOT same(b.f -> k, s.f -> k)) AS batch_mismatches,
+       count(*) FILTER (WHERE NOT same(v.f -> k, s.f -> k)) AS vector_mismatches,
        count(*) FILTER (WHERE s.f -> k <> 'null') AS non_null
   FROM sql_values s
   JOIN online_values o USING (id)
   JOIN batch_values b USING (id)
+  JOIN vector_values v USING (id)
   CROSS JOIN LATERAL jsonb_object_keys(s.f) k
  GROUP BY k ORDER BY k;
+
+-- the batch path gives the online values bit for bit
+SELECT count(*) AS rows_compared,
+       count(*) FILTER (WHERE o.f IS DISTINCT FROM b.f) AS online_batch_differences
+  FROM online_values o JOIN batch_values b USING (id);
 
 -- late events were counted, not stored
 SELECT sum(late_events) > 0 AS late_counted FROM fraudstream.features

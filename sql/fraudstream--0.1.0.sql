@@ -443,6 +443,25 @@ LANGUAGE C STABLE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION fraudstream.feature_history(regclass, text, text) IS
 'point-in-time features of every row of a source, replayed in arrival order';
 
+CREATE FUNCTION fraudstream.feature_vectors(
+    source regclass,
+    key_column text,
+    order_column text DEFAULT NULL)
+RETURNS TABLE (key text, features float8[])
+AS 'MODULE_PATHNAME', 'fraudstream_feature_vectors'
+LANGUAGE C STABLE PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION fraudstream.feature_vectors(regclass, text, text) IS
+'feature_history as float8 arrays, in the order of fraudstream.feature_names(source)';
+
+CREATE FUNCTION fraudstream.feature_names(source regclass)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'fraudstream_feature_names'
+LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION fraudstream.feature_names(regclass) IS
+'names of the features of a source, in the order of feature_vectors arrays (by name, bytewise)';
+
 -- Features of a dropped table go with it.
 CREATE FUNCTION fraudstream.drop_orphan_features()
 RETURNS event_trigger

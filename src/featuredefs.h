@@ -55,13 +55,6 @@ typedef struct FsGroupDef
 	FsWindowSet window_set;		/* the specs, for the window math */
 } FsGroupDef;
 
-/* A feature of a source: its group and its index in the group. */
-typedef struct FsFeatureRef
-{
-	int			group;
-	int			feature;
-} FsFeatureRef;
-
 /* Every feature group of one source table. */
 typedef struct FsSourceDef
 {
@@ -69,7 +62,7 @@ typedef struct FsSourceDef
 	int			ngroups;
 	FsGroupDef *groups;
 	int			nfeatures;		/* of all groups */
-	FsFeatureRef *name_order;	/* every feature, in jsonb key order */
+	struct FsJsonbTemplate *json_template;	/* see FsSourceJsonTemplate */
 } FsSourceDef;
 
 extern int	FsMaxLatenessMs;
@@ -89,6 +82,9 @@ extern void FsFeaturesInit(void);
 extern FsSourceDef *FsGetSourceDef(Oid relid);
 extern FsSourceDef *FsGetSourceDefForRel(Relation rel);
 extern List *FsAllSourceDefs(void);
+extern struct FsJsonbTemplate *FsSourceJsonTemplate(FsSourceDef *sd);
+extern void FsGroupFeatureNames(const FsGroupDef *gd, const char **names,
+								bool *integer);
 extern void FsCatalogChanged(void);
 
 extern bool FsEntityKeyFromDatum(const FsGroupDef *gd, Datum value,
@@ -96,5 +92,6 @@ extern bool FsEntityKeyFromDatum(const FsGroupDef *gd, Datum value,
 extern void FsTupleFromComposite(HeapTupleHeader row, Oid relid, HeapTuple tuple);
 extern bool FsEventFromTuple(const FsGroupDef *gd, TupleDesc tupdesc,
 							 HeapTuple tuple, FsEvent *event, FsEntityKey *key);
+extern double FsSlotValue(const FsSlotDef *sd, Datum value);
 
 #endif							/* FRAUDSTREAM_FEATURES_H */

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * featurejson.h
- *		Feature values as a jsonb object, built without a text round trip.
+ *		A row's features as jsonb, built in binary form.
  *
  *-------------------------------------------------------------------------
  */
@@ -10,20 +10,11 @@
 
 #include "utils/jsonb.h"
 
-#include "window.h"
+typedef struct FsJsonbTemplate FsJsonbTemplate;
 
-/* An object being built: one pair per feature. */
-typedef struct FsFeatureObject
-{
-	JsonbPair  *pairs;
-	int			npairs;
-	int			capacity;
-} FsFeatureObject;
-
-extern void FsFeatureObjectInit(FsFeatureObject *obj, int capacity);
-extern void FsFeatureObjectAdd(FsFeatureObject *obj, const char *name,
-							   FsAgg agg, double value, bool isnull);
-extern Jsonb *FsFeatureObjectFinish(FsFeatureObject *obj);
-extern int	FsJsonbKeyCompare(const char *a, const char *b);
+extern FsJsonbTemplate *FsJsonbTemplateCreate(int n, const char *const *names,
+											  const bool *integer);
+extern Jsonb *FsJsonbFromFeatures(FsJsonbTemplate *t, const double *values,
+								  const bool *nulls);
 
 #endif							/* FRAUDSTREAM_FEATUREJSON_H */

@@ -304,18 +304,28 @@ FsEventFromTuple(const FsGroupDef *gd, TupleDesc tupdesc, HeapTuple tuple,
 			event->nullmask |= (uint32) 1 << i;
 			event->values[i] = 0.0;
 		}
-		else if (sd->kind == FS_SLOT_NUMBER)
-			event->values[i] = number_to_float8(sd->typid, value);
 		else
-		{
-			uint64		h = DatumGetUInt64(FunctionCall2Coll((FmgrInfo *) &sd->hash_fn,
-															 sd->collation, value,
-															 Int64GetDatum(0)));
-
-			memcpy(&event->values[i], &h, sizeof(h));
-		}
+			event->values[i] = FsSlotValue(sd, value);
 	}
 	return FsEntityKeyFromDatum(gd, entity, key);
+}
+
+/*
+ * What an event stores in a value slot for a non-NULL column value: the
+ * number as float8, or for "distinct" the value's 64-bit hash bit for bit.
+ */
+double
+FsSlotValue(const FsSlotDef *sd, Datum value)
+{
+	uint64		h;
+	double		result;
+
+	if (sd->kind == FS_SLOT_NUMBER)
+		return number_to_float8(sd->typid, value);
+	h = DatumGetUInt64(FunctionCall2Coll((FmgrInfo *) &sd->hash_fn, sd->collation,
+										 value, Int64GetDatum(0)));
+	memcpy(&result, &h, sizeof(result));
+	return result;
 }
 
 /* The slot of (attnum, kind) in a group, added if new. */
@@ -403,42 +413,6 @@ group_layout(const FsGroupDef *gd)
 		h = hash_combine(h, hash_bytes_uint32(((uint32) gd->slots[i].attnum << 4) |
 											  (uint32) gd->slots[i].kind));
 	return h == 0 ? 1 : h;
-}
-
-/* Order of a source's features by name as jsonb sorts keys. */
-static const FsSourceDef *name_order_source;
-
-static int
-feature_ref_compare(const void *a, const void *b)
-{
-	const FsFeatureRef *ra = a;
-	const FsFeatureRef *rb = b;
-
-	return FsJsonbKeyCompare(name_order_source->groups[ra->group].names[ra->feature],
-							 name_order_source->groups[rb->group].names[rb->feature]);
-}
-
-static void
-set_name_order(FsSourceDef *sd)
-{
-	int			n = 0;
-
-	for (int i = 0; i < sd->ngroups; i++)
-		n += sd->groups[i].nfeatures;
-	sd->nfeatures = n;
-	sd->name_order = MemoryContextAlloc(cache_cxt, sizeof(FsFeatureRef) * Max(n, 1));
-	n = 0;
-	for (int i = 0; i < sd->ngroups; i++)
-	{
-		for (int f = 0; f < sd->groups[i].nfeatures; f++)
-		{
-			sd->name_order[n].group = i;
-			sd->name_order[n].feature = f;
-			n++;
-		}
-	}
-	name_order_source = sd;
-	qsort(sd->name_order, n, sizeof(FsFeatureRef), feature_ref_compare);
 }
 
 /*
@@ -566,7 +540,10 @@ load_definitions(void)
 				if (!usable)
 					gd->layout = 0; /* matches no shared layout: local only */
 			}
-			set_name_order(entry->def);
+			entry->def->nfeatures = 0;
+			entry->def->json_template = NULL;
+			for (int i = 0; i < entry->def->ngroups; i++)
+				entry->def->nfeatures += entry->def->groups[i].nfeatures;
 		}
 	}
 	cache_generation = generation;
@@ -627,7 +604,7 @@ FsGetSourceDefForRel(Relation rel)
 	sd->relid = parent->relid;
 	sd->ngroups = parent->ngroups;
 	sd->nfeatures = parent->nfeatures;
-	sd->name_order = parent->name_order;
+	sd->json_template = NULL;
 	sd->groups = palloc(sizeof(FsGroupDef) * parent->ngroups);
 	for (int i = 0; i < parent->ngroups; i++)
 	{
@@ -644,6 +621,42 @@ FsGetSourceDefForRel(Relation rel)
 	entry->def = sd;
 	MemoryContextSwitchTo(old);
 	return sd;
+}
+
+/*
+ * A group's features for JSON: their names, and whether each value is an
+ * integer (count, distinct).
+ */
+void
+FsGroupFeatureNames(const FsGroupDef *gd, const char **names, bool *integer)
+{
+	for (int f = 0; f < gd->nfeatures; f++)
+	{
+		names[f] = gd->names[f];
+		integer[f] = gd->specs[f].agg == FS_AGG_COUNT ||
+			gd->specs[f].agg == FS_AGG_DISTINCT;
+	}
+}
+
+/*
+ * The jsonb template of a source's features, group after group, made on
+ * first use and cached with the definitions.
+ */
+FsJsonbTemplate *
+FsSourceJsonTemplate(FsSourceDef *sd)
+{
+	if (sd->json_template == NULL)
+	{
+		MemoryContext old = MemoryContextSwitchTo(cache_cxt);
+		const char **names = palloc(sizeof(char *) * Max(sd->nfeatures, 1));
+		bool	   *integer = palloc(sizeof(bool) * Max(sd->nfeatures, 1));
+
+		for (int i = 0, n = 0; i < sd->ngroups; n += sd->groups[i++].nfeatures)
+			FsGroupFeatureNames(&sd->groups[i], names + n, integer + n);
+		sd->json_template = FsJsonbTemplateCreate(sd->nfeatures, names, integer);
+		MemoryContextSwitchTo(old);
+	}
+	return sd->json_template;
 }
 
 /* Every source table's definitions. */

@@ -547,6 +547,13 @@ FsGroupLookup(Oid relid, int16 entity_attnum, uint32 layout, int nslots,
 		slot->generation = generation;
 		pg_atomic_write_u32(&slot->layout, layout);
 		pg_atomic_write_u64(&slot->watermark, 0);
+		/* a reused slot starts its counters afresh */
+		pg_atomic_write_u64(&slot->events, 0);
+		pg_atomic_write_u64(&slot->late, 0);
+		pg_atomic_write_u64(&slot->evicted_entities, 0);
+		pg_atomic_write_u64(&slot->truncated_events, 0);
+		pg_atomic_write_u64(&slot->expired_entities, 0);
+		pg_atomic_write_u64(&slot->rebuilds, 0);
 		pg_atomic_write_u32(&slot->status, FS_GROUP_UNLOADED);
 		found = free_slot;
 	}

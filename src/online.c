@@ -659,27 +659,6 @@ check_source_readable(Oid relid)
 		aclcheck_error(aclresult, OBJECT_TABLE, get_rel_name(relid));
 }
 
-/* Append "name": value to a JSON object under construction. */
-void
-FsAppendFeatureJson(StringInfo buf, const char *name, FsAgg agg, double value,
-					bool isnull)
-{
-	if (buf->len > 1)
-		appendStringInfoString(buf, ", ");
-	escape_json(buf, name);
-	appendStringInfoString(buf, ": ");
-	if (isnull || isnan(value) || isinf(value))
-		appendStringInfoString(buf, "null");
-	else if (agg == FS_AGG_COUNT || agg == FS_AGG_DISTINCT)
-		appendStringInfo(buf, INT64_FORMAT, (int64) value);
-	else
-	{
-		char	   *text = float8out_internal(value);
-
-		appendStringInfoString(buf, text);
-		pfree(text);
-	}
-}
 
 /*
  * fraudstream.feature_values(entity_column text, key text, at timestamptz)
@@ -692,20 +671,32 @@ fraudstream_feature_values(PG_FUNCTION_ARGS)
 	char	   *entity_column = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char	   *key_text = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	TimestampTz at = PG_GETARG_TIMESTAMPTZ(2);
-	FsFeatureObject obj;
 	ListCell   *lc;
 	bool		any = false;
+	int			capacity = 0;
+	int			n = 0;
+	const char **names;
+	bool	   *integer;
+	double	   *values;
+	bool	   *nulls;
 	FsEvent    *probe = palloc0(FS_EVENT_SIZE(FS_MAX_SLOTS));
 
 	probe->time = at;
 	probe->nullmask = ~(uint32) 0;
 
-	FsFeatureObjectInit(&obj, 16);
 	foreach(lc, FsAllSourceDefs())
 	{
 		FsSourceDef *sd = lfirst(lc);
-		double	  **results = palloc0(sizeof(double *) * sd->ngroups);
-		bool	  **nulls = palloc0(sizeof(bool *) * sd->ngroups);
+
+		capacity += sd->nfeatures;
+	}
+	names = palloc(sizeof(char *) * Max(capacity, 1));
+	integer = palloc(sizeof(bool) * Max(capacity, 1));
+	values = palloc(sizeof(double) * Max(capacity, 1));
+	nulls = palloc(sizeof(bool) * Max(capacity, 1));
+	foreach(lc, FsAllSourceDefs())
+	{
+		FsSourceDef *sd = lfirst(lc);
 
 		for (int i = 0; i < sd->ngroups; i++)
 		{
@@ -723,21 +714,9 @@ fraudstream_feature_values(PG_FUNCTION_ARGS)
 			value = OidInputFunctionCall(typinput, key_text, typioparam, -1);
 			FsEntityKeyFromDatum(gd, value, &key);
 			FsEnsureGroupLoaded(gd, sd->relid);
-
-			results[i] = palloc(sizeof(double) * gd->nfeatures);
-			nulls[i] = palloc(sizeof(bool) * gd->nfeatures);
-			FsOnlineCompute(gd, &key, probe, true, results[i], nulls[i]);
-		}
-		for (int n = 0; n < sd->nfeatures; n++)
-		{
-			const FsFeatureRef *ref = &sd->name_order[n];
-			const FsGroupDef *gd = &sd->groups[ref->group];
-
-			if (results[ref->group] != NULL)
-				FsFeatureObjectAdd(&obj, gd->names[ref->feature],
-								   gd->specs[ref->feature].agg,
-								   results[ref->group][ref->feature],
-								   nulls[ref->group][ref->feature]);
+			FsOnlineCompute(gd, &key, probe, true, values + n, nulls + n);
+			FsGroupFeatureNames(gd, names + n, integer + n);
+			n += gd->nfeatures;
 		}
 	}
 	if (!any)
@@ -745,7 +724,8 @@ fraudstream_feature_values(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("no features are defined on entity column \"%s\"", entity_column),
 				 errhint("See fraudstream.features for the defined features.")));
-	PG_RETURN_JSONB_P(FsFeatureObjectFinish(&obj));
+	PG_RETURN_JSONB_P(FsJsonbFromFeatures(FsJsonbTemplateCreate(n, names, integer),
+										  values, nulls));
 }
 
 /*
@@ -761,9 +741,8 @@ fraudstream_row_features(PG_FUNCTION_ARGS)
 	HeapTupleData tuple;
 	FsSourceDef *sd = FsGetSourceDef(relid);
 	Relation	rel;
-	FsFeatureObject obj;
-	double	  **results;
-	bool	  **nulls;
+	double	   *values;
+	bool	   *nulls;
 	FsEvent    *event = palloc(FS_EVENT_SIZE(FS_MAX_SLOTS));
 
 	if (sd == NULL)
@@ -781,34 +760,21 @@ fraudstream_row_features(PG_FUNCTION_ARGS)
 						 RelationGetRelationName(rel))));
 	FsTupleFromComposite(row, relid, &tuple);
 
-	results = palloc(sizeof(double *) * sd->ngroups);
-	nulls = palloc(sizeof(bool *) * sd->ngroups);
-	for (int i = 0; i < sd->ngroups; i++)
+	values = palloc(sizeof(double) * Max(sd->nfeatures, 1));
+	nulls = palloc(sizeof(bool) * Max(sd->nfeatures, 1));
+	for (int i = 0, n = 0; i < sd->ngroups; n += sd->groups[i++].nfeatures)
 	{
 		const FsGroupDef *gd = &sd->groups[i];
 		FsEntityKey key;
 
-		results[i] = palloc(sizeof(double) * gd->nfeatures);
-		nulls[i] = palloc(sizeof(bool) * gd->nfeatures);
 		if (FsEventFromTuple(gd, RelationGetDescr(rel), &tuple, event, &key))
 		{
 			FsEnsureGroupLoaded(gd, relid);
-			FsOnlineCompute(gd, &key, event, false, results[i], nulls[i]);
+			FsOnlineCompute(gd, &key, event, false, values + n, nulls + n);
 		}
 		else
-			memset(nulls[i], true, sizeof(bool) * gd->nfeatures);
+			memset(nulls + n, true, sizeof(bool) * gd->nfeatures);
 	}
 	table_close(rel, AccessShareLock);
-
-	FsFeatureObjectInit(&obj, sd->nfeatures);
-	for (int n = 0; n < sd->nfeatures; n++)
-	{
-		const FsFeatureRef *ref = &sd->name_order[n];
-		const FsGroupDef *gd = &sd->groups[ref->group];
-
-		FsFeatureObjectAdd(&obj, gd->names[ref->feature], gd->specs[ref->feature].agg,
-						   results[ref->group][ref->feature],
-						   nulls[ref->group][ref->feature]);
-	}
-	PG_RETURN_JSONB_P(FsFeatureObjectFinish(&obj));
+	PG_RETURN_JSONB_P(FsJsonbFromFeatures(FsSourceJsonTemplate(sd), values, nulls));
 }

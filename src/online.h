@@ -17,7 +17,5 @@ extern bool FsOnlineCompute(const FsGroupDef *gd, const FsEntityKey *key,
 							const FsEvent *event, bool probe,
 							double *result, bool *isnull);
 extern void FsEnsureGroupLoaded(const FsGroupDef *gd, Oid relid);
-extern void FsAppendFeatureJson(StringInfo buf, const char *name, FsAgg agg,
-								double value, bool isnull);
 
 #endif							/* FRAUDSTREAM_ONLINE_H */

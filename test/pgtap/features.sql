@@ -2,7 +2,7 @@
 -- define and read features.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS fraudstream;
-SELECT plan(19);
+SELECT plan(26);
 
 SELECT has_function('fraudstream', 'create_feature',
     ARRAY['text', 'regclass', 'text', 'text', 'interval', 'text', 'text', 'text', 'text']);
@@ -10,6 +10,8 @@ SELECT has_function('fraudstream', 'drop_feature', ARRAY['text']);
 SELECT has_function('fraudstream', 'feature_values', ARRAY['text', 'text', 'timestamp with time zone']);
 SELECT has_function('fraudstream', 'row_features', ARRAY['regclass', 'anyelement']);
 SELECT has_function('fraudstream', 'feature_history', ARRAY['regclass', 'text', 'text']);
+SELECT has_function('fraudstream', 'feature_vectors', ARRAY['regclass', 'text', 'text']);
+SELECT has_function('fraudstream', 'feature_names', ARRAY['regclass']);
 SELECT volatility_is('fraudstream', 'feature_values', ARRAY['text', 'text', 'timestamp with time zone'], 'stable');
 SELECT has_table('fraudstream', 'feature_definitions', 'the feature catalog exists');
 SELECT col_is_pk('fraudstream', 'feature_definitions', 'name', 'feature names are unique');
@@ -58,11 +60,34 @@ SELECT throws_ok(
 SELECT throws_ok(
     $$SELECT fraudstream.drop_feature('t_count')$$,
     '42501', NULL, 'a role outside fraudstream_admin cannot drop features');
+SELECT throws_ok(
+    $$SELECT * FROM fraudstream.feature_vectors('public.fs_test_txn', 'card')$$,
+    '42501', 'permission denied for table fs_test_txn',
+    'replaying history needs SELECT on the source');
+SELECT is(fraudstream.feature_names('public.fs_test_txn'), ARRAY['t_count'],
+          'feature names are readable by everyone, like the definitions');
+RESET ROLE;
+
+-- SELECT on some columns is not enough: the replay reads whole rows, as
+-- "SELECT t FROM source t" would; SELECT on every column is.
+GRANT SELECT (card, ts) ON public.fs_test_txn TO fs_test_outsider;
+SET ROLE fs_test_outsider;
+SELECT throws_ok(
+    $$SELECT * FROM fraudstream.feature_history('public.fs_test_txn', 'card')$$,
+    '42501', 'permission denied for table fs_test_txn',
+    'SELECT on some columns does not let a role replay the source');
+RESET ROLE;
+GRANT SELECT (amount) ON public.fs_test_txn TO fs_test_outsider;
+SET ROLE fs_test_outsider;
+SELECT is((SELECT features FROM fraudstream.feature_vectors('public.fs_test_txn', 'card')),
+          ARRAY[1]::float8[], 'SELECT on every column lets a role replay the source');
 RESET ROLE;
 
 SET ROLE fs_test_reader;
 SELECT is(fraudstream.feature_values('card', 'c1', '2026-03-01 10:30+00'),
           '{"t_count": 1}'::jsonb, 'a reader of the source reads its features');
+SELECT is((SELECT features FROM fraudstream.feature_history('public.fs_test_txn', 'card')),
+          '{"t_count": 1}'::jsonb, 'a reader of the source replays its history');
 SELECT is((SELECT count(*)::int FROM fraudstream.features), 1,
           'anyone can list the defined features');
 RESET ROLE;
