@@ -111,6 +111,9 @@ typedef struct Accum
 	int			set_size;		/* power of 2 */
 	int			set_used;
 	bool		set_has_zero;	/* 0 is the empty marker; tracked apart */
+	/* the window with the scored event's value, made once per accumulator */
+	bool		have_all;
+	Moments		all;
 } Accum;
 
 const char *
@@ -483,11 +486,17 @@ finish_feature(const FsWindowSpec *spec, Accum *acc, const FsEvent *cur,
 	bool		has_slot = spec->slot != FS_NO_SLOT;
 	bool		cur_null = has_slot && FS_EVENT_ISNULL(cur, spec->slot);
 	double		x = (has_slot && !cur_null) ? cur->values[spec->slot] : 0.0;
-	Moments		all = acc->m;
+	Moments		all;
 	double		sd;
 
-	if (has_slot && !cur_null)
-		moments_add(&all, x);
+	if (!acc->have_all)
+	{
+		acc->all = acc->m;
+		if (has_slot && !cur_null)
+			moments_add(&acc->all, x);
+		acc->have_all = true;
+	}
+	all = acc->all;
 
 	switch (spec->agg)
 	{
@@ -844,7 +853,7 @@ fold_runs(const FsWindowSpec *specs, int nspecs, Size event_size,
 	}
 }
 
-/* Turn the accumulators into the features' values and free them. */
+/* Turn the accumulators into the features' values; frees their sets. */
 static void
 finish_all(const FsWindowSpec *specs, int nspecs, Accum *acc,
 		   const FsEvent *current, bool probe, double *result, bool *isnull)
@@ -860,7 +869,6 @@ finish_all(const FsWindowSpec *specs, int nspecs, Accum *acc,
 	for (int f = 0; f < nspecs; f++)
 		if (acc[f].set)
 			pfree(acc[f].set);
-	pfree(acc);
 }
 
 /*
@@ -882,6 +890,43 @@ FsWindowCompute(const FsWindowSpec *specs, int nspecs, Size event_size,
 		longest = Max(longest, specs[f].window);
 	fold_runs(specs, nspecs, event_size, acc, NULL, longest, runs, nruns, current);
 	finish_all(specs, nspecs, acc, current, probe, result, isnull);
+	pfree(acc);
+}
+
+/*
+ * FsWindowComputeSlid into the caller's scratch: acc and done, nspecs
+ * entries each.
+ */
+static void
+compute_slid(const FsWindowSet *set, Size event_size,
+			 const FsSlide *const *slides,
+			 const FsEventRun *stored, int nstored,
+			 const FsEventRun *pending,
+			 const FsEvent *current, bool probe,
+			 double *result, bool *isnull, Accum *acc, bool *done)
+{
+	const FsWindowSpec *specs = set->specs;
+	int			nspecs = set->nspecs;
+	bool		scan = false;
+
+	memset(acc, 0, sizeof(Accum) * nspecs);
+	memset(done, 0, sizeof(bool) * nspecs);
+	for (int f = 0; f < nspecs; f++)
+	{
+		if (specs[f].shares != 0)
+			continue;
+		if (slides != NULL && slides[f] != NULL)
+			done[f] = accum_from_slide(&specs[f], &acc[f], slides[f], current->time);
+		if (!done[f])
+			scan = true;
+	}
+	if (scan)
+		fold_runs(specs, nspecs, event_size, acc, done, set->longest,
+				  stored, nstored, current);
+	if (pending != NULL && pending->count > 0)
+		fold_runs(specs, nspecs, event_size, acc, NULL, set->longest,
+				  pending, 1, current);
+	finish_all(specs, nspecs, acc, current, probe, result, isnull);
 }
 
 /*
@@ -901,29 +946,13 @@ FsWindowComputeSlid(const FsWindowSet *set, Size event_size,
 					const FsEvent *current, bool probe,
 					double *result, bool *isnull)
 {
-	const FsWindowSpec *specs = set->specs;
-	int			nspecs = set->nspecs;
-	Accum	   *acc = palloc0(sizeof(Accum) * nspecs);
-	bool	   *done = palloc0(sizeof(bool) * nspecs);
-	bool		scan = false;
+	Accum	   *acc = palloc(sizeof(Accum) * set->nspecs);
+	bool	   *done = palloc(sizeof(bool) * set->nspecs);
 
-	for (int f = 0; f < nspecs; f++)
-	{
-		if (specs[f].shares != 0)
-			continue;
-		if (slides != NULL && slides[f] != NULL)
-			done[f] = accum_from_slide(&specs[f], &acc[f], slides[f], current->time);
-		if (!done[f])
-			scan = true;
-	}
-	if (scan)
-		fold_runs(specs, nspecs, event_size, acc, done, set->longest,
-				  stored, nstored, current);
-	if (pending != NULL && pending->count > 0)
-		fold_runs(specs, nspecs, event_size, acc, NULL, set->longest,
-				  pending, 1, current);
+	compute_slid(set, event_size, slides, stored, nstored, pending, current,
+				 probe, result, isnull, acc, done);
 	pfree(done);
-	finish_all(specs, nspecs, acc, current, probe, result, isnull);
+	pfree(acc);
 }
 
 /*
@@ -952,8 +981,9 @@ struct FsReplay
 	int			nslides;
 	FsSlide    *slides;			/* one per accumulator */
 	int64	   *front;			/* sequence number of each stats front */
-	FsSlide    *scratch;		/* summaries walked to a scored event */
 	const FsSlide **slide_of;	/* per spec: its summary, for the math */
+	Accum	   *acc;			/* scratch of compute_slid */
+	bool	   *done;
 	MemoryContext cxt;
 };
 
@@ -978,9 +1008,10 @@ FsReplayCreate(MemoryContext cxt, const FsWindowSpec *specs, int nspecs,
 		if (specs[f].shares == 0)
 			r->nslides++;
 	r->slides = MemoryContextAllocZero(cxt, sizeof(FsSlide) * Max(r->nslides, 1));
-	r->scratch = MemoryContextAllocZero(cxt, sizeof(FsSlide) * Max(r->nslides, 1));
 	r->front = MemoryContextAllocZero(cxt, sizeof(int64) * Max(r->nslides, 1));
 	r->slide_of = MemoryContextAllocZero(cxt, sizeof(FsSlide *) * Max(nspecs, 1));
+	r->acc = MemoryContextAlloc(cxt, sizeof(Accum) * Max(nspecs, 1));
+	r->done = MemoryContextAlloc(cxt, sizeof(bool) * Max(nspecs, 1));
 	FsReplayReset(r);
 	return r;
 }
@@ -1035,8 +1066,9 @@ replay_refold(FsReplay *r, const FsWindowSpec *spec, int j)
 }
 
 /*
- * Features of "current" (not yet appended) against the history, as
- * FsWindowCompute would give them.
+ * Features of "current" against the history, as FsWindowCompute would
+ * give them.  The caller appends "current" next (FsReplayAppend): so the
+ * summaries' fronts can move to its window now, as the append would.
  */
 void
 FsReplayCompute(FsReplay *r, const FsEvent *current, double *result,
@@ -1058,14 +1090,13 @@ FsReplayCompute(FsReplay *r, const FsEvent *current, double *result,
 
 		if (spec->shares != 0)
 			continue;
-		r->scratch[j] = r->slides[j];
 		if (FsSlideIsStats(spec))
-			(void) replay_walk(r, spec, &r->scratch[j], r->front[j],
-							   current->time - spec->window);
-		r->slide_of[f] = &r->scratch[j++];
+			r->front[j] = replay_walk(r, spec, &r->slides[j], r->front[j],
+									  current->time - spec->window);
+		r->slide_of[f] = &r->slides[j++];
 	}
-	FsWindowComputeSlid(&r->set, r->event_size, r->slide_of, &run, 1, NULL,
-						current, false, result, isnull);
+	compute_slid(&r->set, r->event_size, r->slide_of, &run, 1, NULL,
+				 current, false, result, isnull, r->acc, r->done);
 }
 
 /* Append an event that is not late to the history, in arrival order. */
