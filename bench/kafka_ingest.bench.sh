@@ -39,15 +39,22 @@ SELECT fraudstream.create_ring('bench_clicks',
    country text, kind text, session text, ts timestamptz', 'card', 'ts', '1 day');
 SELECT fraudstream.create_source('bench', 'bench_clicks', '$FS_KAFKA_BOOTSTRAP', '$topic');
 SQL
-stats="SELECT messages, extract(epoch FROM clock_timestamp()) FROM fraudstream.source_stats WHERE source = 'bench'"
-first=""
-for ((i = 0; i < 6000; i++)); do
-    IFS='|' read -r m t <<<"$(psql -c "$stats")"
-    if [ -z "$first" ] && [ "$m" -gt 0 ]; then first="$m|$t"; fi
-    [ "$m" -lt "$N" ] || break
-    sleep 0.05
-done
-IFS='|' read -r m0 tw0 <<<"$first"
+# One session watches the worker from inside the server (a client polling
+# from the shell would take CPU from the worker on a small machine): the
+# first and the last reading of its message count, 10 ms apart at most.
+watch=$(psql -c "DO \$\$
+DECLARE m bigint; t float8; m0 bigint; t0 float8;
+BEGIN
+    FOR i IN 1 .. 60000 LOOP
+        SELECT messages, extract(epoch FROM clock_timestamp()) INTO m, t
+          FROM fraudstream.source_stats WHERE source = 'bench';
+        IF m0 IS NULL AND m > 0 THEN m0 := m; t0 := t; END IF;
+        EXIT WHEN m >= $N;
+        PERFORM pg_sleep(0.01);
+    END LOOP;
+    RAISE NOTICE 'watch=%|%|%|%', m0, t0, m, t;
+END \$\$" 2>&1 | sed -n 's/.*watch=//p')
+IFS='|' read -r m0 tw0 m t <<<"$watch"
 worker_rate=$(echo "($m - $m0) / ($t - $tw0)" | bc -l)
 rows=$(psql -c "SELECT count(*) FROM bench_clicks")
 rejects=$(psql -c "SELECT count(*) FROM fraudstream.rejects WHERE source = 'bench'")
