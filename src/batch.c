@@ -985,8 +985,7 @@ prepare_jsonb(Replay *r)
 	for (int i = 0; i < r->nfeatures; i++)
 	{
 		names[i] = r->features[i].name;
-		integer[i] = r->features[i].agg == FS_AGG_COUNT ||
-			r->features[i].agg == FS_AGG_DISTINCT;
+		integer[i] = FsAggIsInteger(r->features[i].agg);
 	}
 	r->jsonb = FsJsonbTemplateCreate(r->nfeatures, names, integer);
 }

@@ -390,8 +390,8 @@ source_group_for(FsSourceDef *sd, Relation rel, const char *entity_column,
 	gd->entity_typlen = att->attlen;
 	gd->entity_typbyval = att->attbyval;
 	gd->time_attnum = time_attnum;
-	gd->names = MemoryContextAllocZero(cache_cxt, sizeof(char *) * 64);
-	gd->specs = MemoryContextAllocZero(cache_cxt, sizeof(FsWindowSpec) * 64);
+	gd->names = MemoryContextAllocZero(cache_cxt, sizeof(char *) * FS_MAX_SPECS);
+	gd->specs = MemoryContextAllocZero(cache_cxt, sizeof(FsWindowSpec) * FS_MAX_SPECS);
 	return gd;
 }
 
@@ -487,12 +487,13 @@ load_definitions(void)
 					 errdetail("A source table can have features on at most 16 entity columns.")));
 		gd = source_group_for(entry->def, rel, SPI_getvalue(tup, td, 3),
 							  SPI_getvalue(tup, td, 4), 16);
-		if (gd->nfeatures >= 64)
+		if (gd->nfeatures >= FS_MAX_SPECS)
 			ereport(ERROR,
 					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 					 errmsg("too many features on entity column \"%s\" of \"%s\"",
 							gd->entity_column, RelationGetRelationName(rel)),
-					 errdetail("An entity column of a source table can have at most 64 features.")));
+					 errdetail("An entity column of a source table can have at most %d features.",
+							   FS_MAX_SPECS)));
 		spec = &gd->specs[gd->nfeatures];
 		gd->names[gd->nfeatures] = pstrdup(SPI_getvalue(tup, td, 1));
 		if (!FsAggFromName(agg_name, &spec->agg))
@@ -633,8 +634,7 @@ FsGroupFeatureNames(const FsGroupDef *gd, const char **names, bool *integer)
 	for (int f = 0; f < gd->nfeatures; f++)
 	{
 		names[f] = gd->names[f];
-		integer[f] = gd->specs[f].agg == FS_AGG_COUNT ||
-			gd->specs[f].agg == FS_AGG_DISTINCT;
+		integer[f] = FsAggIsInteger(gd->specs[f].agg);
 	}
 }
 

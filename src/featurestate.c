@@ -850,7 +850,8 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 	int			nruns = 0;
 	int32		e;
 	FsSlide		slides[FS_MAX_SLIDES];
-	const FsSlide **slide_of = NULL;
+	const FsSlide *slide_of[FS_MAX_SPECS];
+	bool		summarised = false;
 	bool		scan = true;
 
 	LWLockAcquire(lock, LW_SHARED);
@@ -869,12 +870,13 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 			int			j = 0;
 
 			summary_copy(ent, slides, slide_count(set), false);
-			slide_of = palloc0(sizeof(FsSlide *) * set->nspecs);
+			summarised = true;
 			scan = false;
 			for (int f = 0; f < set->nspecs; f++)
 			{
 				const FsWindowSpec *spec = &set->specs[f];
 
+				slide_of[f] = NULL;
 				if (spec->shares != 0)
 					continue;
 				if (FsSlideIsStats(spec))
@@ -896,13 +898,11 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 			}
 		}
 	}
-	FsWindowComputeSlid(set, slot->event_size, slide_of, runs, nruns,
-						pending, current, probe, result, isnull);
+	FsWindowComputeSlid(set, slot->event_size, summarised ? slide_of : NULL,
+						runs, nruns, pending, current, probe, result, isnull);
 	LWLockRelease(lock);
 	if (runs)
 		pfree(runs);
-	if (slide_of)
-		pfree(slide_of);
 	return e != FS_NONE;
 }
 

@@ -145,6 +145,13 @@ FsAggNeedsValue(FsAgg agg)
 	return agg != FS_AGG_COUNT && agg != FS_AGG_SINCE_LAST;
 }
 
+/* Whether the aggregation's values are whole numbers (count, distinct). */
+bool
+FsAggIsInteger(FsAgg agg)
+{
+	return agg == FS_AGG_COUNT || agg == FS_AGG_DISTINCT;
+}
+
 /* Great-circle distance in km between two points given in degrees. */
 double
 FsHaversineKm(double lat1, double lon1, double lat2, double lon2)
@@ -883,49 +890,14 @@ FsWindowCompute(const FsWindowSpec *specs, int nspecs, Size event_size,
 				const FsEventRun *runs, int nruns, const FsEvent *current,
 				bool probe, double *result, bool *isnull)
 {
-	Accum	   *acc = palloc0(sizeof(Accum) * nspecs);
+	Accum		acc[FS_MAX_SPECS];
 	int64		longest = 0;
 
+	Assert(nspecs <= FS_MAX_SPECS);
+	memset(acc, 0, sizeof(Accum) * nspecs);
 	for (int f = 0; f < nspecs; f++)
 		longest = Max(longest, specs[f].window);
 	fold_runs(specs, nspecs, event_size, acc, NULL, longest, runs, nruns, current);
-	finish_all(specs, nspecs, acc, current, probe, result, isnull);
-	pfree(acc);
-}
-
-/*
- * FsWindowComputeSlid into the caller's scratch: acc and done, nspecs
- * entries each.
- */
-static void
-compute_slid(const FsWindowSet *set, Size event_size,
-			 const FsSlide *const *slides,
-			 const FsEventRun *stored, int nstored,
-			 const FsEventRun *pending,
-			 const FsEvent *current, bool probe,
-			 double *result, bool *isnull, Accum *acc, bool *done)
-{
-	const FsWindowSpec *specs = set->specs;
-	int			nspecs = set->nspecs;
-	bool		scan = false;
-
-	memset(acc, 0, sizeof(Accum) * nspecs);
-	memset(done, 0, sizeof(bool) * nspecs);
-	for (int f = 0; f < nspecs; f++)
-	{
-		if (specs[f].shares != 0)
-			continue;
-		if (slides != NULL && slides[f] != NULL)
-			done[f] = accum_from_slide(&specs[f], &acc[f], slides[f], current->time);
-		if (!done[f])
-			scan = true;
-	}
-	if (scan)
-		fold_runs(specs, nspecs, event_size, acc, done, set->longest,
-				  stored, nstored, current);
-	if (pending != NULL && pending->count > 0)
-		fold_runs(specs, nspecs, event_size, acc, NULL, set->longest,
-				  pending, 1, current);
 	finish_all(specs, nspecs, acc, current, probe, result, isnull);
 }
 
@@ -946,13 +918,31 @@ FsWindowComputeSlid(const FsWindowSet *set, Size event_size,
 					const FsEvent *current, bool probe,
 					double *result, bool *isnull)
 {
-	Accum	   *acc = palloc(sizeof(Accum) * set->nspecs);
-	bool	   *done = palloc(sizeof(bool) * set->nspecs);
+	const FsWindowSpec *specs = set->specs;
+	int			nspecs = set->nspecs;
+	Accum		acc[FS_MAX_SPECS];
+	bool		done[FS_MAX_SPECS];
+	bool		scan = false;
 
-	compute_slid(set, event_size, slides, stored, nstored, pending, current,
-				 probe, result, isnull, acc, done);
-	pfree(done);
-	pfree(acc);
+	Assert(nspecs <= FS_MAX_SPECS);
+	memset(acc, 0, sizeof(Accum) * nspecs);
+	memset(done, 0, sizeof(bool) * nspecs);
+	for (int f = 0; f < nspecs; f++)
+	{
+		if (specs[f].shares != 0)
+			continue;
+		if (slides != NULL && slides[f] != NULL)
+			done[f] = accum_from_slide(&specs[f], &acc[f], slides[f], current->time);
+		if (!done[f])
+			scan = true;
+	}
+	if (scan)
+		fold_runs(specs, nspecs, event_size, acc, done, set->longest,
+				  stored, nstored, current);
+	if (pending != NULL && pending->count > 0)
+		fold_runs(specs, nspecs, event_size, acc, NULL, set->longest,
+				  pending, 1, current);
+	finish_all(specs, nspecs, acc, current, probe, result, isnull);
 }
 
 /*
@@ -982,8 +972,6 @@ struct FsReplay
 	FsSlide    *slides;			/* one per accumulator */
 	int64	   *front;			/* sequence number of each stats front */
 	const FsSlide **slide_of;	/* per spec: its summary, for the math */
-	Accum	   *acc;			/* scratch of compute_slid */
-	bool	   *done;
 	MemoryContext cxt;
 };
 
@@ -1010,8 +998,6 @@ FsReplayCreate(MemoryContext cxt, const FsWindowSpec *specs, int nspecs,
 	r->slides = MemoryContextAllocZero(cxt, sizeof(FsSlide) * Max(r->nslides, 1));
 	r->front = MemoryContextAllocZero(cxt, sizeof(int64) * Max(r->nslides, 1));
 	r->slide_of = MemoryContextAllocZero(cxt, sizeof(FsSlide *) * Max(nspecs, 1));
-	r->acc = MemoryContextAlloc(cxt, sizeof(Accum) * Max(nspecs, 1));
-	r->done = MemoryContextAlloc(cxt, sizeof(bool) * Max(nspecs, 1));
 	FsReplayReset(r);
 	return r;
 }
@@ -1095,8 +1081,8 @@ FsReplayCompute(FsReplay *r, const FsEvent *current, double *result,
 									  current->time - spec->window);
 		r->slide_of[f] = &r->slides[j++];
 	}
-	compute_slid(&r->set, r->event_size, r->slide_of, &run, 1, NULL,
-				 current, false, result, isnull, r->acc, r->done);
+	FsWindowComputeSlid(&r->set, r->event_size, r->slide_of, &run, 1, NULL,
+						current, false, result, isnull);
 }
 
 /* Append an event that is not late to the history, in arrival order. */

@@ -32,6 +32,9 @@ typedef enum FsAgg
 /* No value slot: the feature reads only event times. */
 #define FS_NO_SLOT			(-1)
 
+/* Most features one computation takes: the features of one group. */
+#define FS_MAX_SPECS		64
+
 /* Most value slots one event can carry (bits of FsEvent.nullmask). */
 #define FS_MAX_SLOTS		32
 
@@ -146,6 +149,7 @@ typedef struct FsSlide
 extern const char *FsAggName(FsAgg agg);
 extern bool FsAggFromName(const char *name, FsAgg *agg);
 extern bool FsAggNeedsValue(FsAgg agg);
+extern bool FsAggIsInteger(FsAgg agg);
 
 extern void FsWindowSpecsLink(FsWindowSpec *specs, int nspecs);
 extern void FsWindowCompute(const FsWindowSpec *specs, int nspecs,
