@@ -17,6 +17,10 @@ OBJS = \
 	src/online.o \
 	src/featurejson.o \
 	src/batch.o \
+	src/model.o \
+	src/modelcatalog.o \
+	src/scoring.o \
+	src/scorestats.o \
 	src/stats.o \
 	src/kafka.o \
 	src/decode.o \

@@ -29,7 +29,10 @@
 #include "featurestate.h"
 #include "kafka.h"
 #include "launcher.h"
+#include "modelcatalog.h"
 #include "online.h"
+#include "scorestats.h"
+#include "scoring.h"
 #include "ring.h"
 #include "shmem.h"
 #include "stats.h"
@@ -56,11 +59,16 @@ _PG_init(void)
 	{
 		FsShmemInit();
 		FsFeatureStateInit();
+		FsScoreStatsInit();
 	}
 
 	/* sliding-window features */
 	FsFeaturesInit();
 	FsOnlineInit();
+
+	/* scoring */
+	FsModelCatalogInit();
+	FsScoringInit();
 
 	/* rings and Kafka sources */
 	FsStatsInit();
