@@ -630,6 +630,9 @@ CREATE INDEX alerts_time ON fraudstream.alerts (alerted_at);
 COMMENT ON TABLE fraudstream.alerts IS
 'rows that scored at or above their model''s threshold; each was also sent as NOTIFY fraudstream_alerts';
 
+COMMENT ON SEQUENCE fraudstream.scores_id_seq IS 'numbers fraudstream.scores rows';
+COMMENT ON SEQUENCE fraudstream.alerts_id_seq IS 'numbers alerts: the alert_id of notifications';
+
 REVOKE ALL ON fraudstream.scores, fraudstream.alerts FROM PUBLIC;
 GRANT SELECT ON fraudstream.scores, fraudstream.alerts TO fraudstream_reader;
 GRANT SELECT, DELETE ON fraudstream.scores, fraudstream.alerts TO fraudstream_admin;
@@ -644,6 +647,9 @@ CREATE FUNCTION fraudstream.model_stats_internal(
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'fraudstream_model_stats'
 LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION fraudstream.model_stats_internal() IS
+'rows scored, alerts and scoring latency per model version (see the view fraudstream.model_stats)';
 
 REVOKE EXECUTE ON FUNCTION fraudstream.model_stats_internal() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION fraudstream.model_stats_internal() TO fraudstream_admin, fraudstream_reader;

@@ -842,17 +842,21 @@ drop_feed_triggers(Oid relid)
 {
 	char	   *qname;
 	StringInfoData sql;
+	FsSavedUser saved;
 
 	if (get_rel_name(relid) == NULL)
 		return;
 	qname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									   get_rel_name(relid));
 	initStringInfo(&sql);
+	/* DROP TRIGGER is the owner's; the caller may define features on it */
+	FsSwitchToRelationOwner(relid, &saved);
 	appendStringInfo(&sql, "DROP TRIGGER IF EXISTS zz_fraudstream_2_feed ON %s", qname);
 	run_sql(sql.data, SPI_OK_UTILITY);
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "DROP TRIGGER IF EXISTS zz_fraudstream_truncate ON %s", qname);
 	run_sql(sql.data, SPI_OK_UTILITY);
+	FsRestoreUser(&saved);
 }
 
 /* The window of a feature in microseconds, validated. */

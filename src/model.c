@@ -67,6 +67,7 @@ spec_error(const char *name, const char *hint, const char *fmt,...)
 	va_start(args, fmt);
 	vsnprintf(detail, sizeof(detail), fmt, args);
 	va_end(args);
+	detail[0] = pg_toupper((unsigned char) detail[0]);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid spec for model \"%s\"", name),

@@ -35,7 +35,6 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -45,7 +44,6 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
-#include "utils/syscache.h"
 
 #include "fraudstream.h"
 #include "featurestate.h"
@@ -97,33 +95,6 @@ models_changed(void)
 	FsCatalogChanged();
 }
 
-/*
- * Run as the owner of the fraudstream schema (the extension's owner) until
- * FsRestoreUser: for the trigger's reads and writes of fraudstream's own
- * tables, which the inserting role need not be able to touch.
- */
-void
-FsSwitchToOwner(FsSavedUser *saved)
-{
-	Oid			nsp = get_namespace_oid("fraudstream", false);
-	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
-	Oid			owner;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for schema %u", nsp);
-	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
-	ReleaseSysCache(tup);
-	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
-	SetUserIdAndSecContext(owner, saved->sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-}
-
-void
-FsRestoreUser(const FsSavedUser *saved)
-{
-	SetUserIdAndSecContext(saved->userid, saved->sec_context);
-}
-
 /* Read and compile the active version of a model, or NULL if none. */
 static FsModel *
 load_active(const char *name)
@@ -134,7 +105,7 @@ load_active(const char *name)
 	FsSavedUser saved;
 	int			ret;
 
-	FsSwitchToOwner(&saved);
+	FsSwitchToSchemaOwner(&saved);
 	SPI_connect();
 	if (plan == NULL)
 	{

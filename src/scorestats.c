@@ -6,7 +6,9 @@
  *		view fraudstream.model_stats.
  *
  * The area "scoring" holds FS_SCORE_STAT_SLOTS slots, one per model
- * version that scored since the server started.  A slot counts rows and
+ * version (and database) that scored since the server started.  Rows and
+ * alerts count the work done, including rows whose transaction later
+ * rolled back.  A slot counts rows and
  * alerts and keeps a log-linear histogram of scoring latency in
  * nanoseconds: exact below 32 ns, then 16 buckets per power of two, so a
  * reported percentile is within 1/16 (6.25%) of the true value.  When
@@ -29,6 +31,7 @@
 
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "port/atomics.h"
 #include "port/pg_bitutils.h"
 #include "utils/builtins.h"
@@ -47,6 +50,7 @@
 
 typedef struct ScoreStatSlot
 {
+	Oid			dbid;			/* models are per database */
 	char		model[NAMEDATALEN];
 	int32		version;			/* 0: free */
 	pg_atomic_uint64 rows;
@@ -151,7 +155,7 @@ FsScoreStatsSlot(const char *model, int32 version)
 		return -1;
 	LWLockAcquire(slots_lock, LW_SHARED);
 	for (int i = 0; i < FS_SCORE_STAT_SLOTS; i++)
-		if (shared->slots[i].version == version &&
+		if (shared->slots[i].version == version && shared->slots[i].dbid == MyDatabaseId &&
 			strcmp(shared->slots[i].model, model) == 0)
 		{
 			LWLockRelease(slots_lock);
@@ -165,7 +169,8 @@ FsScoreStatsSlot(const char *model, int32 version)
 		ScoreStatSlot *s = &shared->slots[i];
 		uint64		used = pg_atomic_read_u64(&s->last_used);
 
-		if (s->version == version && strcmp(s->model, model) == 0)
+		if (s->version == version && s->dbid == MyDatabaseId &&
+			strcmp(s->model, model) == 0)
 		{
 			LWLockRelease(slots_lock);
 			return i;
@@ -182,6 +187,7 @@ FsScoreStatsSlot(const char *model, int32 version)
 		ScoreStatSlot *s = &shared->slots[victim];
 
 		strlcpy(s->model, model, NAMEDATALEN);
+		s->dbid = MyDatabaseId;
 		s->version = version;
 		pg_atomic_write_u64(&s->rows, 0);
 		pg_atomic_write_u64(&s->alerts, 0);
@@ -228,7 +234,8 @@ quantile_us(const uint64 *histogram, uint64 total, double q)
 
 /*
  * fraudstream.model_stats() returns (model, version, rows_scored, alerts,
- * latency_p50_us, latency_p99_us) for every model version that scored.
+ * latency_p50_us, latency_p99_us) for every model version of the current
+ * database that scored.
  */
 Datum
 fraudstream_model_stats(PG_FUNCTION_ARGS)
@@ -248,7 +255,7 @@ fraudstream_model_stats(PG_FUNCTION_ARGS)
 		bool		nulls[6] = {false, false, false, false, false, false};
 
 		LWLockAcquire(slots_lock, LW_SHARED);
-		version = s->version;
+		version = s->dbid == MyDatabaseId ? s->version : 0;
 		strlcpy(model, s->model, NAMEDATALEN);
 		LWLockRelease(slots_lock);
 		if (version == 0)

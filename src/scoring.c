@@ -40,7 +40,7 @@
  * inserting (sub)transaction: they exist if and only if it commits, and
  * a notification is delivered only at commit.  The inserting role needs
  * no privilege on those tables: they are written as the owner of the
- * fraudstream schema (modelcatalog.c).  XXX: a BEFORE trigger cannot know
+ * fraudstream schema (FsSwitchToSchemaOwner).  XXX: a BEFORE trigger cannot know
  * whether INSERT ... ON CONFLICT DO NOTHING will skip the row; such a row
  * is still scored and may alert.
  *
@@ -211,7 +211,7 @@ read_attachment(Oid relid, Attachment *a, char **key_column, char **score_column
 	bool		found = false;
 	FsSavedUser saved;
 
-	FsSwitchToOwner(&saved);
+	FsSwitchToSchemaOwner(&saved);
 	SPI_connect();
 	if (plan == NULL)
 	{
@@ -727,7 +727,7 @@ fraudstream_score_trigger(PG_FUNCTION_ARGS)
 
 		initStringInfo(&reasons_json);
 		FsModelReasonsJson(&reasons_json, model, mvalues, mnulls, &reasons);
-		FsSwitchToOwner(&saved);
+		FsSwitchToSchemaOwner(&saved);
 		SPI_connect();
 		if (a->store_scores)
 			store_score(a, row_key, score, model,
@@ -935,6 +935,7 @@ fraudstream_detach(PG_FUNCTION_ARGS)
 	Oid			type = OIDOID;
 	Datum		arg = ObjectIdGetDatum(relid);
 	StringInfoData sql;
+	FsSavedUser saved;
 
 	SPI_connect();
 	run_command("DELETE FROM fraudstream.attachments WHERE relation = $1",
@@ -947,7 +948,9 @@ fraudstream_detach(PG_FUNCTION_ARGS)
 	appendStringInfo(&sql, "DROP TRIGGER IF EXISTS " SCORE_TRIGGER_NAME " ON %s",
 					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 												RelationGetRelationName(rel)));
+	FsSwitchToRelationOwner(relid, &saved);
 	run_command(sql.data, 0, NULL, NULL, SPI_OK_UTILITY);
+	FsRestoreUser(&saved);
 	SPI_finish();
 	relation_close(rel, NoLock);
 	FsCatalogChanged();
