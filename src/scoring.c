@@ -68,6 +68,7 @@
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "common/shortest_dec.h"
+#include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -389,6 +390,30 @@ get_attachment(Relation rel)
 	return a;
 }
 
+/*
+ * Whether the score trigger of rel feeds the events of the table's own
+ * feature groups, so that its feed trigger, which fires next, must not:
+ * computing the features of a row and feeding its event find the entity's
+ * state once instead of twice.
+ */
+bool
+FsScoreTriggerFeeds(Relation rel)
+{
+	TriggerDesc *td = rel->trigdesc;
+	Attachment *a;
+	bool		enabled = false;
+
+	if (td == NULL || !td->trig_insert_before_row)
+		return false;
+	for (int i = 0; i < td->numtriggers; i++)
+		if (strcmp(td->triggers[i].tgname, SCORE_TRIGGER_NAME) == 0)
+			enabled = td->triggers[i].tgenabled != TRIGGER_DISABLED;
+	if (!enabled)
+		return false;
+	a = get_attachment(rel);
+	return a->attached && a->ngroups > 0 && a->groups[0].own_event;
+}
+
 /* Point the model's features at the attachment's vector. */
 static void
 bind_model(Attachment *a, const FsModel *model)
@@ -409,7 +434,10 @@ bind_model(Attachment *a, const FsModel *model)
 	a->bound_version = model->version;
 }
 
-/* The row's features, into values/nulls (a->nfeatures each). */
+/*
+ * The row's features, into values/nulls (a->nfeatures each); the events of
+ * the table's own groups are fed on the way (see FsScoreTriggerFeeds).
+ */
 static void
 compute_features(Attachment *a, TupleDesc desc, HeapTuple tuple, FsEvent *event,
 				 double *values, bool *nulls)
@@ -430,8 +458,7 @@ compute_features(Attachment *a, TupleDesc desc, HeapTuple tuple, FsEvent *event,
 				memset(n, true, sizeof(bool) * g->gd->nfeatures);
 				continue;
 			}
-			FsEnsureGroupLoaded(g->gd, g->source_relid);
-			FsOnlineCompute(g->gd, &key, event, false, v, n);
+			FsOnlineComputeAndFeed(g->gd, g->source_relid, &key, event, v, n);
 			continue;
 		}
 		entity = heap_getattr(tuple, g->entity_attnum, desc, &isnull);
@@ -689,21 +716,20 @@ fraudstream_score_trigger(PG_FUNCTION_ARGS)
 	if (!a->attached)
 		return PointerGetDatum(tuple);
 	model = FsActiveModel(a->model);
-	if (model == NULL)
-		return PointerGetDatum(tuple);	/* no active version: not scored */
-	bind_model(a, model);
-
 	if (a->nfeatures > (int) lengthof(vector_values))
 	{
 		values = palloc(sizeof(double) * a->nfeatures);
 		nulls = palloc(sizeof(bool) * a->nfeatures);
 	}
+	compute_features(a, desc, tuple, &event.event, values, nulls);
+	if (model == NULL)
+		return PointerGetDatum(tuple);	/* no active version: not scored */
+	bind_model(a, model);
 	if (model->nfeatures > (int) lengthof(model_values))
 	{
 		mvalues = palloc(sizeof(double) * model->nfeatures);
 		mnulls = palloc(sizeof(bool) * model->nfeatures);
 	}
-	compute_features(a, desc, tuple, &event.event, values, nulls);
 	for (int f = 0; f < model->nfeatures; f++)
 	{
 		int			pos = a->model_positions[f];

@@ -8,6 +8,9 @@
 #ifndef FRAUDSTREAM_SCORING_H
 #define FRAUDSTREAM_SCORING_H
 
+#include "utils/relcache.h"
+
 extern void FsScoringInit(void);
+extern bool FsScoreTriggerFeeds(Relation rel);
 
 #endif							/* FRAUDSTREAM_SCORING_H */
