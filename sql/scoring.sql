@@ -62,6 +62,13 @@ SELECT tgname FROM pg_trigger WHERE tgrelid = 'sc_txn'::regclass ORDER BY tgname
 INSERT INTO sc_txn VALUES (0, 'c0', 'd0', 1, '2026-01-01 09:00');
 SELECT id, score FROM sc_txn;
 SELECT count(*) AS scores FROM fraudstream.scores;
+-- ... but still feed the features (the score trigger feeds for the feed
+-- trigger of a table it scores), also with the score trigger disabled.
+SELECT fraudstream.feature_values('card', 'c0', '2026-01-01 09:30')->'sc_card_count' AS c0_events;
+ALTER TABLE sc_txn DISABLE TRIGGER zz_fraudstream_1_score;
+INSERT INTO sc_txn VALUES (-1, 'c0', 'd0', 1, '2026-01-01 09:01');
+ALTER TABLE sc_txn ENABLE TRIGGER zz_fraudstream_1_score;
+SELECT fraudstream.feature_values('card', 'c0', '2026-01-01 09:30')->'sc_card_count' AS c0_events;
 
 -- Rules: score = min(1, sum of fired points); a row sees its own event and
 -- the earlier rows of its statement.
