@@ -64,24 +64,27 @@ FsJsonAppendClipped(StringInfo buf, const char *s)
 }
 
 
-/* Insert the scores row (as the owner of fraudstream's tables). */
+/*
+ * Insert one row of a scored row's record through a saved plan whose
+ * parameters are $1 relation, $2 row_key, $3 score, $4 model, $5 version,
+ * $6 reasons (jsonb as text) and $7 the table's own column (jsonb); the
+ * plan is prepared on first use.
+ */
 static void
-store_score(const FsScoreRecord *rec)
+insert_record(SPIPlanPtr *plan, const char *sql, const FsScoreRecord *rec,
+			  Datum extra, int expected)
 {
-	static SPIPlanPtr plan = NULL;
 	Datum		values[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
-	if (plan == NULL)
+	if (*plan == NULL)
 	{
-		Oid			types[7] = {OIDOID, TEXTOID, FLOAT8OID, TEXTOID, INT4OID, JSONBOID, TEXTOID};
+		Oid			types[7] = {OIDOID, TEXTOID, FLOAT8OID, TEXTOID, INT4OID, TEXTOID, JSONBOID};
 
-		plan = SPI_prepare("INSERT INTO fraudstream.scores "
-						   "(relation, row_key, score, model, version, features, reasons) "
-						   "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)", 7, types);
-		if (plan == NULL)
-			elog(ERROR, "fraudstream: preparing the scores insert failed");
-		SPI_keepplan(plan);
+		*plan = SPI_prepare(sql, 7, types);
+		if (*plan == NULL)
+			elog(ERROR, "fraudstream: preparing \"%s\" failed", sql);
+		SPI_keepplan(*plan);
 	}
 	values[0] = ObjectIdGetDatum(rec->relid);
 	values[1] = rec->row_key ? CStringGetTextDatum(rec->row_key) : (Datum) 0;
@@ -89,10 +92,22 @@ store_score(const FsScoreRecord *rec)
 	values[2] = Float8GetDatum(rec->score);
 	values[3] = CStringGetTextDatum(rec->model->name);
 	values[4] = Int32GetDatum(rec->model->version);
-	values[5] = JsonbPGetDatum(rec->features);
-	values[6] = CStringGetTextDatum(rec->reasons);
-	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "fraudstream: inserting into fraudstream.scores failed");
+	values[5] = CStringGetTextDatum(rec->reasons);
+	values[6] = extra;
+	if (SPI_execute_plan(*plan, values, nulls, false, 0) != expected || SPI_processed != 1)
+		elog(ERROR, "fraudstream: \"%s\" failed", sql);
+}
+
+/* Insert the scores row. */
+static void
+store_score(const FsScoreRecord *rec)
+{
+	static SPIPlanPtr plan = NULL;
+
+	insert_record(&plan, "INSERT INTO fraudstream.scores "
+				  "(relation, row_key, score, model, version, reasons, features) "
+				  "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)",
+				  rec, JsonbPGetDatum(rec->features), SPI_OK_INSERT);
 }
 
 /* Insert the alert and queue its notification; both wait for commit. */
@@ -100,36 +115,16 @@ static void
 raise_alert(const FsScoreRecord *rec)
 {
 	static SPIPlanPtr plan = NULL;
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 	int64		alert_id;
 	StringInfoData payload;
 	char	   *relname;
 
-	if (plan == NULL)
-	{
-		Oid			types[7] = {OIDOID, TEXTOID, TEXTOID, FLOAT8OID, TEXTOID, INT4OID, TEXTOID};
-
-		plan = SPI_prepare("INSERT INTO fraudstream.alerts "
-						   "(relation, row_key, entities, score, model, version, reasons) "
-						   "VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7::jsonb) RETURNING id",
-						   7, types);
-		if (plan == NULL)
-			elog(ERROR, "fraudstream: preparing the alerts insert failed");
-		SPI_keepplan(plan);
-	}
-	values[0] = ObjectIdGetDatum(rec->relid);
-	values[1] = rec->row_key ? CStringGetTextDatum(rec->row_key) : (Datum) 0;
-	nulls[1] = rec->row_key ? ' ' : 'n';
-	values[2] = CStringGetTextDatum(rec->entities);
-	values[3] = Float8GetDatum(rec->score);
-	values[4] = CStringGetTextDatum(rec->model->name);
-	values[5] = Int32GetDatum(rec->model->version);
-	values[6] = CStringGetTextDatum(rec->reasons);
-	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
-		SPI_processed != 1)
-		elog(ERROR, "fraudstream: inserting into fraudstream.alerts failed");
+	insert_record(&plan, "INSERT INTO fraudstream.alerts "
+				  "(relation, row_key, score, model, version, reasons, entities) "
+				  "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) RETURNING id",
+				  rec, DirectFunctionCall1(jsonb_in, CStringGetDatum(rec->entities)),
+				  SPI_OK_INSERT_RETURNING);
 	alert_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 										   1, &isnull));
 
