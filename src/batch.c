@@ -45,8 +45,9 @@
  *	   (feature_vectors).  With one group, rows are emitted as the replay
  *	   computes them, entity after entity (the rows that are no event of
  *	   the group last); with several, in scan order once every group is
- *	   done.  An integer key's text and the float8[] are written to
- *	   buffers reused from row to row.
+ *	   done.  An integer key's text, the float8[] and the row's minimal
+ *	   tuple (form_row) are written to buffers reused from row to row;
+ *	   the tuplestore takes a copy of the tuple.
  *
  * The function is called in FROM, where the executor materializes any
  * set-returning function's result: rows go to the function's tuplestore
@@ -313,6 +314,9 @@ typedef struct Replay
 	int64		emitted;
 	text	   *key_buf;		/* an integer key's text, rewritten per row */
 	ArrayType  *vector_buf;		/* a row's float8[], rewritten per row */
+	char	   *row_buf;		/* a row's tuple, rewritten per row */
+	Size		row_size;
+	TupleTableSlot *row_slot;	/* holds it for the tuplestore */
 
 	/* jsonb output */
 	FsJsonbTemplate *jsonb;
@@ -932,21 +936,97 @@ features_vector(Replay *r, const double *values, const bool *nulls)
 }
 
 /*
+ * A result row (key, features) as a minimal tuple in r->row_buf, laid out
+ * as heap_form_minimal_tuple lays out two varlena columns (heaptuple.c's
+ * fill_val): a value that fits a 1-byte header gets one, unaligned; a
+ * longer one keeps its 4-byte header, at its type's alignment; padding is
+ * zero.  Built in place, it spares the generic sizing pass, the zeroed
+ * allocation and the per-column fill of every row.
+ */
+static MinimalTuple
+form_row(Replay *r, Datum key, bool key_null, Datum features)
+{
+	TupleDesc	desc = r->rsinfo->setDesc;
+	Datum		values[2] = {key, features};
+	bool		nulls[2] = {key_null, false};
+	Size		hoff = MAXALIGN(SizeofMinimalTupleHeader + (key_null ? BITMAPLEN(2) : 0));
+	Size		len = hoff;
+	MinimalTuple tuple;
+
+	for (int i = 0; i < 2; i++)
+	{
+		if (!nulls[i])
+		{
+			values[i] = PointerGetDatum(PG_DETOAST_DATUM_PACKED(values[i]));
+			len += VARSIZE_ANY(DatumGetPointer(values[i])) + MAXIMUM_ALIGNOF;
+		}
+	}
+	if (len > r->row_size)
+	{
+		r->row_size = Max(len, r->row_size * 2);
+		r->row_buf = repalloc(r->row_buf, r->row_size);
+	}
+	tuple = (MinimalTuple) r->row_buf;
+	memset(tuple, 0, hoff);
+	len = hoff;
+	for (int i = 0; i < 2; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		char	   *val = DatumGetPointer(values[i]);
+		char	   *data;
+		Size		size;
+
+		if (nulls[i])
+			continue;
+		if (VARATT_IS_SHORT(val))
+		{
+			size = VARSIZE_SHORT(val);
+			memcpy((char *) tuple + len, val, size);
+		}
+		else if (att->attstorage != TYPSTORAGE_PLAIN && VARATT_CAN_MAKE_SHORT(val))
+		{
+			size = VARATT_CONVERTED_SHORT_SIZE(val);
+			data = (char *) tuple + len;
+			SET_VARSIZE_SHORT(data, size);
+			memcpy(data + 1, VARDATA(val), size - 1);
+		}
+		else
+		{
+			Size		aligned = att_align_nominal(len, att->attalign);
+
+			memset((char *) tuple + len, 0, aligned - len);
+			len = aligned;
+			size = VARSIZE(val);
+			memcpy((char *) tuple + len, val, size);
+		}
+		len += size;
+		if (key_null)
+			tuple->t_bits[0] |= 1 << i;	/* the bitmap of non-NULL columns */
+	}
+	tuple->t_len = len;
+	HeapTupleHeaderSetNatts(tuple, 2);
+	tuple->t_infomask = HEAP_HASVARWIDTH | (key_null ? HEAP_HASNULL : 0);
+	tuple->t_hoff = hoff + MINIMAL_TUPLE_OFFSET;
+	return tuple;
+}
+
+/*
  * Emit one result row: the key as text, the features in the chosen form.
  * Allocations go to the scratch context, reset every few rows.
  */
 static void
 emit_row(Replay *r, Datum key, bool key_null, const double *values, const bool *nulls)
 {
-	Datum		out[2];
-	bool		out_null[2] = {key_null, false};
+	Datum		features;
 	MemoryContext old = MemoryContextSwitchTo(r->scratch);
 
-	out[0] = key_null ? (Datum) 0 : key_text(r, key);
-	out[1] = r->form == FORM_JSONB
+	features = r->form == FORM_JSONB
 		? JsonbPGetDatum(FsJsonbFromFeatures(r->jsonb, values, nulls))
 		: features_vector(r, values, nulls);
-	tuplestore_putvalues(r->rsinfo->setResult, r->rsinfo->setDesc, out, out_null);
+	ExecStoreMinimalTuple(form_row(r, key_null ? (Datum) 0 : key_text(r, key), key_null,
+								   features),
+						  r->row_slot, false);
+	tuplestore_puttupleslot(r->rsinfo->setResult, r->row_slot);
 	MemoryContextSwitchTo(old);
 	if ((++r->emitted & 255) == 0)
 	{
@@ -1248,6 +1328,13 @@ replay_source(FunctionCallInfo fcinfo, BatchForm form)
 
 	r.form = form;
 	r.rsinfo = rsinfo;
+	if (rsinfo->setDesc->natts != 2 ||
+		TupleDescAttr(rsinfo->setDesc, 0)->attlen != -1 ||
+		TupleDescAttr(rsinfo->setDesc, 1)->attlen != -1)
+		elog(ERROR, "unexpected result type of a batch function");
+	r.row_size = 1024;
+	r.row_buf = palloc(r.row_size);
+	r.row_slot = MakeSingleTupleTableSlot(rsinfo->setDesc, &TTSOpsMinimalTuple);
 	if (form == FORM_JSONB)
 		prepare_jsonb(&r);
 	if (r.sd->ngroups > 1)
@@ -1261,6 +1348,7 @@ replay_source(FunctionCallInfo fcinfo, BatchForm form)
 	if (r.sd->ngroups > 1)
 		emit_rows(&r);
 
+	ExecDropSingleTupleTableSlot(r.row_slot);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(r.cxt);
 	table_close(rel, NoLock);	/* the lock is kept until the end of the transaction */

@@ -631,8 +631,9 @@ slide_moments(const FsSlide *slide)
 }
 
 /*
- * The running summaries' operations are static inline here, so that the
- * replays below get them inlined; FsSlideAdd and the others export them.
+ * The running summaries' operations are static here and exported by
+ * FsSlideAdd and the others below: the replays call them directly, or
+ * inline them, rather than through the library's exported symbols.
  */
 
 /* Add the entity's newest event (no event of the window is newer). */
