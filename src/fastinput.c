@@ -100,7 +100,7 @@ fast_timestamptz(const char *s, Datum *result)
 	const char *p;
 	TimestampTz ts;
 
-	if (strcmp(s, "now") == 0)
+	if (s[0] == 'n' && s[1] == 'o' && s[2] == 'w' && s[3] == '\0')
 	{
 		*result = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
 		return true;
