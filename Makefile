@@ -25,6 +25,7 @@ OBJS = \
 	src/stats.o \
 	src/kafka.o \
 	src/decode.o \
+	src/fastinput.o \
 	src/sink.o \
 	src/worker.o \
 	src/launcher.o \

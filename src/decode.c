@@ -15,16 +15,23 @@
  *	   and none per field (keys without escapes are matched in place);
  *	   keys name columns, unknown keys are skipped, the last of duplicate
  *	   keys wins, nested objects and arrays are passed on as their JSON
- *	   text (for json and jsonb columns).  A CSV record maps fields to the
- *	   "columns" option's order, or to the table's column order; an
- *	   unquoted empty field is NULL, as in COPY.  Each value is written
+ *	   text (for json and jsonb columns).  The parser checks UTF-8 where
+ *	   JSON allows it, in strings, as it copies them, so a good message is
+ *	   read once; a message that fails is checked whole, so that invalid
+ *	   UTF-8 is reported as such.  A CSV record is checked for UTF-8
+ *	   first, then its fields map to the "columns" option's order, or to
+ *	   the table's column order; an unquoted empty field is NULL, as in
+ *	   COPY.  Each value is written
  *	   NUL-terminated after a 4-byte varlena header, so that a text column
  *	   takes it as its datum without a copy.
  *	2. FsDecodeValues turns the text into datums with each column type's
  *	   input function, fills absent columns from their defaults (NULL
  *	   without one) and Kafka metadata into the columns asked for.  Input
  *	   functions raise errors (a wrong type); the worker runs this phase
- *	   inside a subtransaction and rejects the message that fails.
+ *	   inside a subtransaction and rejects the message that fails.  For
+ *	   timestamptz, numeric and inet, the common text forms take an exact
+ *	   shortcut (fastinput.c) that builds the input function's datum
+ *	   without its general parser; other forms go to the input function.
  *
  * A decoder is built per batch, inside the batch's transaction, from the
  * target's current tuple descriptor, so ALTER TABLE on a target takes
@@ -50,6 +57,7 @@
 
 #include "fraudstream.h"
 #include "decode.h"
+#include "fastinput.h"
 
 /* JSON nesting deeper than this is rejected rather than recursed into. */
 #define FS_JSON_MAX_DEPTH	64
@@ -68,6 +76,7 @@ struct FsDecoder
 	Oid		   *ioparams;
 	int32	   *typmods;
 	bool	   *plain_text;		/* text column: no input function needed */
+	FsFastInput *fast;			/* shortcut for the input function, if any */
 	ExprState **defaults;		/* default expression per column, or NULL */
 	bool		volatile_defaults;	/* one of them is volatile (not nextval) */
 	int		   *csv_atts;		/* CSV field i goes to column csv_atts[i] */
@@ -98,14 +107,17 @@ typedef struct JsonCursor
 #define VALUE_OVERHEAD	(VARHDRSZ + ALIGNOF_INT)
 #define VALUES_ROOM(len, nvalues)	((len) + ((Size) (nvalues) + 1) * VALUE_OVERHEAD)
 
-/* Bytes that end a run of plain string content: quote, backslash, controls. */
+/*
+ * Bytes that end a run of plain string content: quote, backslash, controls,
+ * and the first byte of a multibyte character, which is validated there.
+ */
 static bool json_special[256];
 
 void
 FsDecodeInit(void)
 {
 	for (int ch = 0; ch < 256; ch++)
-		json_special[ch] = ch < 0x20 || ch == '"' || ch == '\\';
+		json_special[ch] = ch < 0x20 || ch == '"' || ch == '\\' || ch >= 0x80;
 	DefineCustomIntVariable("fraudstream.max_message_bytes",
 							"Largest Kafka message payload a source decodes; larger ones are rejected.",
 							NULL,
@@ -113,6 +125,16 @@ FsDecodeInit(void)
 							1024 * 1024, 1024, MaxAllocSize / 2,
 							PGC_SIGHUP, GUC_UNIT_BYTE,
 							NULL, NULL, NULL);
+}
+
+/* memcmp(a, b, len) == 0, inline: column names are short. */
+static inline bool
+same_bytes(const char *a, const char *b, int len)
+{
+	for (int k = 0; k < len; k++)
+		if (a[k] != b[k])
+			return false;
+	return true;
 }
 
 /*
@@ -127,8 +149,7 @@ find_column(FsDecoder *d, const char *name, int len, int hint)
 
 	for (int n = 0; n < d->natts; n++)
 	{
-		if (d->names[i] && d->namelens[i] == len &&
-			memcmp(d->names[i], name, len) == 0)
+		if (d->names[i] && d->namelens[i] == len && same_bytes(d->names[i], name, len))
 			return i;
 		if (++i == d->natts)
 			i = 0;
@@ -176,6 +197,7 @@ FsDecoderCreate(Relation rel, FsFormat format, FsSourceOptions *opts)
 	d->ioparams = palloc0(natts * sizeof(Oid));
 	d->typmods = palloc0(natts * sizeof(int32));
 	d->plain_text = palloc0(natts * sizeof(bool));
+	d->fast = palloc0(natts * sizeof(FsFastInput));
 	d->defaults = palloc0(natts * sizeof(ExprState *));
 	d->convert = GetDatabaseEncoding() != PG_UTF8 &&
 		GetDatabaseEncoding() != PG_SQL_ASCII;
@@ -194,6 +216,7 @@ FsDecoderCreate(Relation rel, FsFormat format, FsSourceOptions *opts)
 		fmgr_info(infunc, &d->infuncs[i]);
 		d->typmods[i] = att->atttypmod;
 		d->plain_text[i] = att->atttypid == TEXTOID && !d->convert;
+		d->fast[i] = FsFastInputFor(infunc, att->atttypmod);
 
 		defexpr = build_column_default(rel, i + 1);
 		if (defexpr != NULL)
@@ -240,6 +263,13 @@ bool
 FsDecoderVolatileDefaults(FsDecoder *d)
 {
 	return d->volatile_defaults;
+}
+
+/* Whether rows take the Kafka timestamp (FsKafkaMeta.timestamp_ms). */
+bool
+FsDecoderUsesTimestamp(FsDecoder *d)
+{
+	return d->meta_timestamp >= 0;
 }
 
 /* ---------------------------------------------------------------------
@@ -331,6 +361,21 @@ json_string(JsonCursor *c, char **dest, int *len)
 		{
 			c->p++;
 			break;
+		}
+		if ((unsigned char) *c->p >= 0x80)
+		{
+			/* a multibyte character: valid UTF-8, as pg_verify_mbstr checks */
+			int			l = pg_utf_mblen((const unsigned char *) c->p);
+
+			if (c->end - c->p < l || !pg_utf8_islegal((const unsigned char *) c->p, l))
+				return json_fail(c, "invalid UTF-8");
+			if (o)
+			{
+				memcpy(o, c->p, l);
+				o += l;
+			}
+			c->p += l;
+			continue;
 		}
 		if ((unsigned char) *c->p < 0x20)
 			return json_fail(c, "control character in string");
@@ -849,7 +894,8 @@ FsDecodeParse(FsDecoder *d, const char *data, size_t len, FsParsed *out,
 						  len, FsMaxMessageBytes);
 		return false;
 	}
-	if (!pg_verify_mbstr(PG_UTF8, data, (int) len, true))
+	/* JSON strings are checked as they are parsed (see json_string) */
+	if (d->format == FS_FORMAT_CSV && !pg_verify_mbstr(PG_UTF8, data, (int) len, true))
 	{
 		*error = pstrdup("invalid UTF-8 in message");
 		return false;
@@ -861,9 +907,23 @@ FsDecodeParse(FsDecoder *d, const char *data, size_t len, FsParsed *out,
 	out->value = (char **) mem;
 	out->state = (uint8 *) (mem + MAXALIGN(d->natts * sizeof(char *)));
 	memset(out->state, 0, d->natts * sizeof(uint8));
-	if (d->format == FS_FORMAT_JSON)
-		return parse_json(d, data, len, out, mem + arrays, roomsize, error);
-	return parse_csv(d, data, len, out, mem + arrays, error);
+	if (d->format == FS_FORMAT_CSV)
+		return parse_csv(d, data, len, out, mem + arrays, error);
+	if (parse_json(d, data, len, out, mem + arrays, roomsize, error))
+		return true;
+
+	/*
+	 * Outside strings, a byte that is not ASCII (or is NUL) is a syntax
+	 * error; whatever the parser stopped at, invalid UTF-8 anywhere is the
+	 * message's fault first.
+	 */
+	if (!pg_verify_mbstr(PG_UTF8, data, (int) len, true))
+	{
+		if (*error)
+			pfree(*error);
+		*error = pstrdup("invalid UTF-8 in message");
+	}
+	return false;
 }
 
 /* ---------------------------------------------------------------------
@@ -886,15 +946,24 @@ column_input(FsDecoder *d, int i, char *text, bool *isnull)
 /*
  * A parsed value for column i: a text column takes the text in place
  * (it is preceded by its varlena header), other types go through their
- * input function.
+ * input function, or its exact shortcut when the text has a form the
+ * shortcut reads (fastinput.c; its forms are ASCII, the same in any
+ * server encoding).
  */
 static inline Datum
 parsed_input(FsDecoder *d, int i, char *text, bool *isnull)
 {
+	Datum		value;
+
 	if (d->plain_text[i])
 	{
 		*isnull = false;
 		return PointerGetDatum(text - VARHDRSZ);
+	}
+	if (d->fast[i] != FS_FAST_NONE && FsFastInputCall(d->fast[i], text, &value))
+	{
+		*isnull = false;
+		return value;
 	}
 	return column_input(d, i, text, isnull);
 }

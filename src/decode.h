@@ -26,7 +26,8 @@ typedef struct FsKafkaMeta
 {
 	int32		partition;
 	int64		offset;
-	int64		timestamp_ms;	/* -1 when the message has none */
+	int64		timestamp_ms;	/* -1 when the message has none (or the
+								 * decoder does not use it) */
 	const char *key;			/* NULL when the message has none */
 	size_t		key_len;
 } FsKafkaMeta;
@@ -51,6 +52,7 @@ extern void FsDecodeInit(void);
 extern FsDecoder *FsDecoderCreate(Relation rel, FsFormat format,
 								  FsSourceOptions *opts);
 extern bool FsDecoderVolatileDefaults(FsDecoder *d);
+extern bool FsDecoderUsesTimestamp(FsDecoder *d);
 extern bool FsDecodeParse(FsDecoder *d, const char *data, size_t len,
 						  FsParsed *out, char **error);
 extern void FsDecodeValues(FsDecoder *d, FsParsed *parsed,

@@ -173,6 +173,7 @@ typedef struct BatchCtx
 	FsDecoder  *decoder;
 	FsParsed   *parsed;
 	bool	   *rejected;
+	bool		timestamps;		/* the decoder uses Kafka timestamps */
 } BatchCtx;
 
 static void flush_batch(void);
@@ -695,7 +696,7 @@ batch_row(void *arg, int row, ExprContext *econtext, Datum *values, bool *nulls,
 		return false;
 	meta.partition = m->partition;
 	meta.offset = m->offset;
-	meta.timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+	meta.timestamp_ms = ctx->timestamps ? rd_kafka_message_timestamp(m, &tstype) : -1;
 	meta.key = m->key;
 	meta.key_len = m->key_len;
 	*bytes = m->len;
@@ -839,6 +840,7 @@ flush_batch(void)
 
 	old = MemoryContextSwitchTo(W.batch_cxt);
 	ctx.decoder = FsDecoderCreate(rel, W.format, &W.opts);
+	ctx.timestamps = FsDecoderUsesTimestamp(ctx.decoder);
 	ctx.parsed = palloc(W.nmsgs * sizeof(FsParsed));
 	ctx.rejected = palloc0(W.nmsgs * sizeof(bool));
 	batch_next = palloc(W.nparts * sizeof(int64));

@@ -168,5 +168,76 @@ is($node->safe_psql('postgres',
 like($node->safe_psql('postgres', q{SELECT error FROM fraudstream.rejects WHERE source = 'shapes'}),
 	qr/\\u0000 cannot be stored in text/, 'shapes: \u0000 is rejected');
 
+# UTF-8 is checked in JSON strings as they are parsed: multibyte text in
+# values lands as sent; invalid sequences anywhere (a value, a key, a
+# skipped nested value, outside strings) are rejected as invalid UTF-8.
+$node->safe_psql('postgres', q{
+CREATE TABLE utf8 (id int, t text);
+GRANT INSERT ON utf8 TO ingest;
+});
+consume('utf8', [
+	"{\"id\": 1, \"t\": \"caf\xc3\xa9 \xf0\x9f\x98\x80 \xe2\x82\xac\"}",
+	"{\"id\": 2, \"t\": \"\xc0\x80\"}",
+	"{\"id\": 3, \"t\": \"ab\xe2\x82\"}",
+	"{\"id\": 4, \"t\xff\": \"x\"}",
+	"{\"id\": 5, \"u\": {\"a\": [\"\xed\xa0\x80\"]}}",
+	"{\"id\": 6, \"t\": \"x\"} \xff",
+	"{\"id\": 7, \"t\": \"\xf4\x90\x80\x80\"}",
+	"{\"id\": 8, \"\xc3\xa9\": 1, \"t\": \"\xc3\xa9\"}",
+]);
+is($node->safe_psql('postgres', q{SELECT string_agg(id || ':' || t || ':' || length(t), ',' ORDER BY id) FROM utf8}),
+	"1:caf\xc3\xa9 \xf0\x9f\x98\x80 \xe2\x82\xac:8,8:\xc3\xa9:1", 'utf8: multibyte text lands as sent');
+is($node->safe_psql('postgres',
+		q{SELECT string_agg(("offset" + 1) || ':' || error, ',' ORDER BY "offset") FROM fraudstream.rejects WHERE source = 'utf8'}),
+	join(',', map { "$_:invalid UTF-8 in message" } 2 .. 7), 'utf8: invalid UTF-8 is rejected wherever it is');
+
+# timestamptz, numeric and inet values take exact shortcuts for their
+# common forms (fastinput.c): every value must equal what the type's input
+# function makes of the same text, bit for bit, whichever path it took;
+# forms the shortcuts do not read, and bad values, still go to the input
+# function, which rejects the bad ones.
+$node->safe_psql('postgres', q{
+CREATE TABLE typed (id int, ts timestamptz, ts_raw text, n numeric, n_raw text,
+                    ip inet, ip_raw text, started timestamptz DEFAULT now());
+GRANT INSERT ON typed TO ingest;
+});
+my @ts = ('2024-01-31T23:59:59Z', '2024-02-29T12:00:00.5+05:30',
+	'2023-06-15 08:30:00.123456-07:00', '1999-12-31T23:59:59.999999+14',
+	'2024-03-10T02:30:00-00:00', '2024-07-01T10:00:00+02', '1000-01-01T00:00:00Z',
+	'9999-12-31T23:59:59Z', '2024-01-01T00:00:00.1234567Z', '2024-01-01 12:00:00',
+	'2024-01-01T24:00:00Z', 'NOW', 'epoch', ' 2024-01-01T00:00:00Z', '2023-02-28T00:00:00.000001+15:00');
+my @num = ('0', '-0', '-0.00', '007.50', '123456789012345', '1234567890123456',
+	'0.000000000000001', '-99.99', '1.5e2', 'NaN', '12345.6789', '+5', '.5', '5.', '100000000');
+my @ip = ('10.0.0.1', '255.255.255.255', '0.0.0.0', '010.001.000.009', '1.2.3.4/24',
+	'::1', '1.2.3.4.', '192.168.1.254', '0.0.0.00000000', '127.0.0.1');
+my @typed;
+for my $i (0 .. $#ts)
+{
+	my ($tv, $nv, $iv) = ($ts[$i], $num[$i % @num], $ip[$i % @ip]);
+	push @typed, qq({"id": $i, "ts": "$tv", "ts_raw": "$tv", "n": "$nv", "n_raw": "$nv", "ip": "$iv", "ip_raw": "$iv"});
+}
+my $k = @ts;
+push @typed, qq({"id": $k, "ts": "now", "ts_raw": "now", "n": 12.75, "n_raw": "12.75", "ip": "8.8.4.4", "ip_raw": "8.8.4.4"});
+$k++;
+push @typed, qq({"id": $k, "ts": "now", "ts_raw": "now", "n": -3, "n_raw": "-3", "ip": "1.1.1.1", "ip_raw": "1.1.1.1"});
+# bad values: each is rejected by the input function
+my @typed_bad = (qq({"id": 100, "ts": "2024-02-30T00:00:00Z"}), qq({"id": 101, "ip": "1.2.3.256"}),
+	qq({"id": 102, "n": "1.2.3"}), qq({"id": 103, "ts": "2024-01-01T00:00:00+16:00"}));
+consume('typed', [ @typed, @typed_bad ]);
+is($node->safe_psql('postgres', q{
+SELECT count(*) FROM typed
+ WHERE ts IS DISTINCT FROM (CASE WHEN lower(ts_raw) = 'now' THEN started ELSE ts_raw::timestamptz END)
+    OR timestamptz_send(ts) IS DISTINCT FROM timestamptz_send(CASE WHEN lower(ts_raw) = 'now' THEN started ELSE ts_raw::timestamptz END)
+    OR numeric_send(n) IS DISTINCT FROM numeric_send(n_raw::numeric)
+    OR n::text IS DISTINCT FROM n_raw::numeric::text
+    OR inet_send(ip) IS DISTINCT FROM inet_send(ip_raw::inet)
+    OR ip::text IS DISTINCT FROM ip_raw::inet::text}),
+	0, 'typed: shortcut values equal the input functions\' values');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM typed WHERE id < 100}),
+	scalar(@typed), 'typed: every good value landed');
+is($node->safe_psql('postgres',
+		q{SELECT string_agg(sqlstate, ',' ORDER BY "offset") FROM fraudstream.rejects WHERE source = 'typed'}),
+	'22008,22P02,22P02,22009', 'typed: bad values are rejected by the input functions');
+
 $node->stop;
 done_testing();
