@@ -19,8 +19,12 @@ SELECT fraudstream.create_feature('pd_ratio', 'pd', 'card', 'ratio_to_avg', '1 d
 SELECT fraudstream.create_feature('pd_devices', 'pd', 'card', 'distinct', '1 day', 'device');
 SELECT fraudstream.create_feature('pd_since', 'pd', 'card', 'since_last', '1 day');
 SELECT fraudstream.create_feature('pd_dev_count', 'pd', 'device', 'count', '1 hour');
--- a model that never alerts; the scores keep every row's online features
-SELECT fraudstream.deploy_model('pd_m', '{"type": "logistic", "threshold": 1, "weights": {"pd_count": 0.001}}');
+-- a model that reads every feature and never alerts: the scores keep
+-- every row's online features
+SELECT fraudstream.deploy_model('pd_m', '{"type": "logistic", "threshold": 1, "bias": -2,
+  "weights": {"pd_count": 0.01, "pd_sum": 0.0001, "pd_avg": 0.001, "pd_min": 0.002, "pd_max": 0.0005,
+              "pd_sd": 0.003, "pd_z": 0.1, "pd_ratio": 0.2, "pd_devices": 0.05, "pd_since": -0.01,
+              "pd_dev_count": 0.02}}');
 SELECT fraudstream.activate_model('pd_m', 1);
 SELECT fraudstream.attach('pd', 'id', model => 'pd_m');
 RESET client_min_messages;
@@ -57,6 +61,19 @@ SELECT count(*) AS rows_compared,
   JOIN fraudstream.feature_history('pd', 'id', 'id') h ON h.key = s.row_key
  WHERE s.relation = 'pd'::regclass;
 SELECT count(*) AS rolled_back_rows FROM pd WHERE id BETWEEN 701 AND 760;
+
+-- every one of the 11 weights counts
+SELECT count(*) AS scores_off FROM (
+SELECT s.id
+  FROM fraudstream.scores s,
+       LATERAL (SELECT coalesce((s.features->>k)::float8, 0) AS x, w
+                  FROM (VALUES ('pd_count', 0.01), ('pd_sum', 0.0001), ('pd_avg', 0.001),
+                               ('pd_min', 0.002), ('pd_max', 0.0005), ('pd_sd', 0.003),
+                               ('pd_z', 0.1), ('pd_ratio', 0.2), ('pd_devices', 0.05),
+                               ('pd_since', -0.01), ('pd_dev_count', 0.02)) v(k, w)) f
+ WHERE s.relation = 'pd'::regclass
+ GROUP BY s.id, s.score
+HAVING abs(s.score - 1 / (1 + exp(-(-2 + sum(f.w * f.x))))) > 1e-12) off;
 
 -- leave nothing behind for the other tests
 SET client_min_messages = warning;

@@ -27,6 +27,8 @@
  * the event is not stored.  Running summaries of the partition's
  * entities are dropped before any entity is evicted.  Each outcome has a counter in
  * fraudstream.features.  XXX: the LRU choice is per partition, not global.
+ * The groups of a dropped database or table (DROP DATABASE runs no event
+ * trigger there) are freed, with their entities, when a group is set up.
  *
  * Locking.  The hash table is split into FS_STATE_PARTITIONS partitions
  * (bucket number modulo the partition count), each with an LWLock of the
@@ -47,6 +49,7 @@
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/guc.h"
+#include "utils/syscache.h"
 
 #include "fraudstream.h"
 #include "featurestate.h"
@@ -61,6 +64,8 @@
 #define FS_SUMMARY_MIN_EVENTS	16
 /* Most accumulators a group's summaries hold (see FsWindowSet). */
 #define FS_MAX_SLIDES			16
+/* orphaned groups freed per sweep, at most (see free_orphan_groups) */
+#define FS_MAX_ORPHANS_PER_SWEEP	64
 
 typedef struct FsBlock
 {
@@ -494,6 +499,35 @@ relayout(int group, uint32 layout, int nslots, uint64 generation)
  * resets it; anyone else finds it unusable (*usable = false) until its
  * definitions catch up.  Errors out when no slot is free.
  */
+/*
+ * Free the groups whose database or table no longer exists: DROP DATABASE
+ * runs no event trigger in the dropped database, so its groups would keep
+ * their entities (and the memory running summaries need) until evicted.
+ * Called before a new group is set up.
+ */
+static void
+free_orphan_groups(void)
+{
+	int			orphans[FS_MAX_ORPHANS_PER_SWEEP];
+	int			n = 0;
+
+	LWLockAcquire(&state_locks[FS_GROUP_LOCK].lock, LW_SHARED);
+	for (int g = 0; g < FsMaxFeatureGroups && n < FS_MAX_ORPHANS_PER_SWEEP; g++)
+	{
+		FsGroupSlot *slot = &state->groups[g];
+
+		if (pg_atomic_read_u32(&slot->status) == FS_GROUP_FREE)
+			continue;
+		if (!SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(slot->dbid)) ||
+			(slot->dbid == MyDatabaseId &&
+			 !SearchSysCacheExists1(RELOID, ObjectIdGetDatum(slot->relid))))
+			orphans[n++] = g;
+	}
+	LWLockRelease(&state_locks[FS_GROUP_LOCK].lock);
+	for (int i = 0; i < n; i++)
+		FsGroupClear(orphans[i], true);
+}
+
 int
 FsGroupLookup(Oid relid, int16 entity_attnum, uint32 layout, int nslots,
 			  int64 retain, uint64 generation, bool may_reset, bool *usable)
@@ -506,6 +540,8 @@ FsGroupLookup(Oid relid, int16 entity_attnum, uint32 layout, int nslots,
 	if (FS_EVENT_SIZE(nslots) > FS_MAX_EVENT_SIZE)
 		elog(ERROR, "feature group event of %d slots does not fit a block", nslots);
 
+	if (FsGroupFind(relid, entity_attnum) < 0)
+		free_orphan_groups();
 	LWLockAcquire(lock, LW_EXCLUSIVE);
 	for (int g = 0; g < FsMaxFeatureGroups; g++)
 	{

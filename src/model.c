@@ -220,13 +220,15 @@ compile_weights(FsModel *m, JsonbValue *weights, int *capacity)
 	{
 		char	   *feature;
 		char		where[NAMEDATALEN + 32];
+		int			f;
 
 		if (tok != WJB_KEY)
 			continue;
 		feature = pnstrdup(v.val.string.val, v.val.string.len);
 		snprintf(where, sizeof(where), "weights");
-		m->weights[feature_index(m, feature, capacity)] =
-			get_number(m->name, weights->val.binary.data, feature, where, false, 0);
+		/* apart: feature_index may move m->weights */
+		f = feature_index(m, feature, capacity);
+		m->weights[f] = get_number(m->name, weights->val.binary.data, feature, where, false, 0);
 	}
 }
 

@@ -649,6 +649,23 @@ feed(Oid relid, const FsGroupDef *gd, PendingEntity *pe, const FsEvent *event, b
 }
 
 /*
+ * Add a row's event to the session's pending events, unless it is late:
+ * the feed trigger's work for one group.
+ */
+void
+FsOnlineFeed(const FsGroupDef *gd, Oid relid, const FsEntityKey *key, const FsEvent *event)
+{
+	PendingEntity *pe;
+	TimestampTz latest;
+
+	FsEnsureGroupLoaded(gd, relid);
+	pe = pending_lookup(key, true);
+	latest = (gd->layout != 0 && !truncated_in_xact(gd->group))
+		? FsStateLatest(key, gd->layout) : DT_NOBEGIN;
+	feed(relid, gd, pe, event, FsEventIsLate(event->time, Max(latest, pe->latest)));
+}
+
+/*
  * The features of a row's event, as FsOnlineCompute gives them, and then
  * the event fed to the session's pending events, as the feed trigger
  * would: for the scoring trigger of a table that is also a source, which
@@ -697,16 +714,10 @@ fraudstream_feed_trigger(PG_FUNCTION_ARGS)
 	{
 		const FsGroupDef *gd = &sd->groups[i];
 		FsEntityKey key;
-		PendingEntity *pe;
-		TimestampTz latest;
 
 		if (!FsEventFromTuple(gd, RelationGetDescr(rel), tuple, event, &key))
 			continue;
-		FsEnsureGroupLoaded(gd, sd->relid);
-		pe = pending_lookup(&key, true);
-		latest = (gd->layout != 0 && !truncated_in_xact(gd->group))
-			? FsStateLatest(&key, gd->layout) : DT_NOBEGIN;
-		feed(sd->relid, gd, pe, event, FsEventIsLate(event->time, Max(latest, pe->latest)));
+		FsOnlineFeed(gd, sd->relid, &key, event);
 	}
 	pfree(event);
 	return PointerGetDatum(tuple);

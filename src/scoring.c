@@ -120,11 +120,11 @@ typedef struct Attachment
 	int			ngroups;
 	ScoredGroup *groups;
 	int			nfeatures;
-	const char **names;
-	FsJsonbTemplate *json;
 	/* binding of the model version below to the vector; bound_version 0: none */
 	int32		bound_version;
-	int		   *model_positions;
+	int		   *model_positions;	/* per model feature: index in the vector, or -1 */
+	bool	   *group_needed;	/* per group: the model reads one of its features */
+	FsJsonbTemplate *model_json;	/* the model's features, for fraudstream.scores */
 } Attachment;
 
 static MemoryContext attach_cxt = NULL;
@@ -276,7 +276,6 @@ resolve_groups(Attachment *a, Relation rel)
 	FsSourceDef *own = FsGetSourceDefForRel(rel);
 	int			capacity = 4;
 	ListCell   *lc;
-	bool	   *integer;
 
 	a->groups = palloc(sizeof(ScoredGroup) * capacity);
 	a->ngroups = 0;
@@ -293,12 +292,6 @@ resolve_groups(Attachment *a, Relation rel)
 		for (int i = 0; i < sd->ngroups; i++)
 			add_group(a, rel, &sd->groups[i], sd->relid, false, &capacity);
 	}
-	a->names = palloc(sizeof(char *) * Max(a->nfeatures, 1));
-	integer = palloc(sizeof(bool) * Max(a->nfeatures, 1));
-	for (int i = 0; i < a->ngroups; i++)
-		FsGroupFeatureNames(a->groups[i].gd, a->names + a->groups[i].first,
-							integer + a->groups[i].first);
-	a->json = FsJsonbTemplateCreate(a->nfeatures, a->names, integer);
 }
 
 /* Build the cache entry of rel. */
@@ -400,33 +393,55 @@ FsScoreTriggerFeeds(Relation rel)
 	return a->attached && a->ngroups > 0 && a->groups[0].own_event;
 }
 
-/* Point the model's features at the attachment's vector. */
+/*
+ * Point the model's features at the attachment's vector, and note which
+ * groups the model reads: only those are computed.
+ */
 static void
 bind_model(Attachment *a, const FsModel *model)
 {
+	const char **names;
+	bool	   *integer;
+	MemoryContext old;
+
 	if (a->bound_version == model->version)
 		return;
 	a->model_positions = MemoryContextAlloc(attach_cxt, sizeof(int) * Max(model->nfeatures, 1));
+	a->group_needed = MemoryContextAllocZero(attach_cxt, sizeof(bool) * Max(a->ngroups, 1));
+	names = MemoryContextAlloc(attach_cxt, sizeof(char *) * Max(model->nfeatures, 1));
+	integer = MemoryContextAllocZero(attach_cxt, sizeof(bool) * Max(model->nfeatures, 1));
 	for (int f = 0; f < model->nfeatures; f++)
 	{
 		a->model_positions[f] = -1;
-		for (int i = 0; i < a->nfeatures; i++)
-			if (strcmp(a->names[i], model->features[f]) == 0)
-			{
-				a->model_positions[f] = i;
-				break;
-			}
+		names[f] = MemoryContextStrdup(attach_cxt, model->features[f]);
+		for (int g = 0; g < a->ngroups && a->model_positions[f] < 0; g++)
+		{
+			const FsGroupDef *gd = a->groups[g].gd;
+
+			for (int i = 0; i < gd->nfeatures; i++)
+				if (strcmp(gd->names[i], model->features[f]) == 0)
+				{
+					a->model_positions[f] = a->groups[g].first + i;
+					a->group_needed[g] = true;
+					integer[f] = FsAggIsInteger(gd->specs[i].agg);
+					break;
+				}
+		}
 	}
+	old = MemoryContextSwitchTo(attach_cxt);
+	a->model_json = FsJsonbTemplateCreate(model->nfeatures, names, integer);
+	MemoryContextSwitchTo(old);
 	a->bound_version = model->version;
 }
 
 /*
- * The row's features, into values/nulls (a->nfeatures each); the events of
- * the table's own groups are fed on the way (see FsScoreTriggerFeeds).
+ * The row's features, into values/nulls (a->nfeatures each), for the
+ * groups the model reads (needed; NULL: none); the events of the table's
+ * own groups are fed on the way, read or not (see FsScoreTriggerFeeds).
  */
 static void
 compute_features(Attachment *a, TupleDesc desc, HeapTuple tuple, FsEvent *event,
-				 double *values, bool *nulls)
+				 const bool *needed, double *values, bool *nulls)
 {
 	for (int i = 0; i < a->ngroups; i++)
 	{
@@ -437,22 +452,22 @@ compute_features(Attachment *a, TupleDesc desc, HeapTuple tuple, FsEvent *event,
 		bool		isnull;
 		Datum		entity;
 
+		memset(n, true, sizeof(bool) * g->gd->nfeatures);
 		if (g->own_event)
 		{
 			if (!FsEventFromTuple(g->gd, desc, tuple, event, &key))
-			{
-				memset(n, true, sizeof(bool) * g->gd->nfeatures);
 				continue;
-			}
-			FsOnlineComputeAndFeed(g->gd, g->source_relid, &key, event, v, n);
+			if (needed != NULL && needed[i])
+				FsOnlineComputeAndFeed(g->gd, g->source_relid, &key, event, v, n);
+			else
+				FsOnlineFeed(g->gd, g->source_relid, &key, event);
 			continue;
 		}
+		if (needed == NULL || !needed[i])
+			continue;
 		entity = heap_getattr(tuple, g->entity_attnum, desc, &isnull);
 		if (isnull || !FsEntityKeyFromDatum(g->gd, entity, &key))
-		{
-			memset(n, true, sizeof(bool) * g->gd->nfeatures);
 			continue;
-		}
 		event->time = GetCurrentTimestamp();
 		if (g->time_attnum > 0)
 		{
@@ -587,15 +602,17 @@ fraudstream_score_trigger(PG_FUNCTION_ARGS)
 	if (!a->attached)
 		return PointerGetDatum(tuple);
 	model = FsActiveModel(a->model);
+	if (model != NULL)
+		bind_model(a, model);
 	if (a->nfeatures > (int) lengthof(vector_values))
 	{
 		values = palloc(sizeof(double) * a->nfeatures);
 		nulls = palloc(sizeof(bool) * a->nfeatures);
 	}
-	compute_features(a, desc, tuple, &event.event, values, nulls);
+	compute_features(a, desc, tuple, &event.event, model ? a->group_needed : NULL,
+					 values, nulls);
 	if (model == NULL)
 		return PointerGetDatum(tuple);	/* no active version: not scored */
-	bind_model(a, model);
 	if (model->nfeatures > (int) lengthof(model_values))
 	{
 		mvalues = palloc(sizeof(double) * model->nfeatures);
@@ -629,7 +646,7 @@ fraudstream_score_trigger(PG_FUNCTION_ARGS)
 		rec.score = score;
 		rec.model = model;
 		rec.reasons = reasons_json.data;
-		rec.features = a->store_scores ? FsJsonbFromFeatures(a->json, values, nulls) : NULL;
+		rec.features = a->store_scores ? FsJsonbFromFeatures(a->model_json, mvalues, mnulls) : NULL;
 		rec.entities = NULL;
 		if (alert)
 		{
