@@ -17,6 +17,10 @@ OBJS = \
 	src/online.o \
 	src/featurejson.o \
 	src/batch.o \
+	src/model.o \
+	src/modelcatalog.o \
+	src/scoring.o \
+	src/scorestats.o \
 	src/stats.o \
 	src/kafka.o \
 	src/decode.o \
@@ -41,7 +45,7 @@ PG_CPPFLAGS = -I$(srcdir)/src -DFRAUDSTREAM_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers
 SHLIB_LINK = -lrdkafka
 
-EXTRA_CLEAN = results regression.diffs regression.out test/mock/fs_kafka_mock \
+EXTRA_CLEAN = results regression.diffs regression.out test/mock/fs_kafka_mock test/listen/fs_listen \
 	bench/gen/fs_gen bench/gen/*.o
 
 # Track header dependencies (PGXS's own mechanism, off unless asked for):

@@ -482,11 +482,195 @@ BEGIN
     LOOP
         PERFORM fraudstream.drop_feature(orphan);
     END LOOP;
+    DELETE FROM fraudstream.attachments a
+     USING pg_catalog.pg_event_trigger_dropped_objects() o
+     WHERE o.objid = a.relation::pg_catalog.oid
+       AND o.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND o.objsubid = 0;
 END
 $$;
 
 COMMENT ON FUNCTION fraudstream.drop_orphan_features() IS
-'event trigger function: drops the features of dropped source tables';
+'event trigger function: drops the features and attachments of dropped tables';
+
+-- ======================================================================
+-- Scoring, models and alerts (src/scoring.c, src/model.c,
+-- src/modelcatalog.c, src/scorestats.c)
+-- ======================================================================
+
+-- Members of fraudstream_reader read scores, alerts, models and their
+-- statistics; grant it to the people and services that consume alerts.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname = 'fraudstream_reader') THEN
+        CREATE ROLE fraudstream_reader NOLOGIN;
+        COMMENT ON ROLE fraudstream_reader IS
+        'members read fraudstream scores, alerts and models';
+    END IF;
+END
+$$;
+
+CREATE TABLE fraudstream.models (
+    name            text NOT NULL,
+    version         integer NOT NULL,
+    kind            text NOT NULL,
+    threshold       float8 NOT NULL,
+    spec            jsonb NOT NULL,
+    active          boolean NOT NULL DEFAULT false,
+    deployed_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    deployed_by     name NOT NULL DEFAULT CURRENT_USER,
+    activated_at    timestamptz,
+    PRIMARY KEY (name, version)
+);
+
+CREATE UNIQUE INDEX models_one_active ON fraudstream.models (name) WHERE active;
+
+COMMENT ON TABLE fraudstream.models IS
+'versioned scoring models; change only through deploy_model and activate_model';
+
+SELECT pg_catalog.pg_extension_config_dump('fraudstream.models', '');
+
+REVOKE ALL ON fraudstream.models FROM PUBLIC;
+GRANT SELECT, INSERT, UPDATE ON fraudstream.models TO fraudstream_admin;
+GRANT SELECT ON fraudstream.models TO fraudstream_reader;
+
+CREATE FUNCTION fraudstream.deploy_model(name text, spec jsonb)
+RETURNS integer
+AS 'MODULE_PATHNAME', 'fraudstream_deploy_model'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION fraudstream.deploy_model(text, jsonb) IS
+'validate a model spec and store it as the model''s next version';
+
+CREATE FUNCTION fraudstream.activate_model(name text, version integer)
+RETURNS void
+AS 'MODULE_PATHNAME', 'fraudstream_activate_model'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION fraudstream.activate_model(text, integer) IS
+'make a deployed version the one that scores, from the next row on';
+
+CREATE TABLE fraudstream.attachments (
+    relation        regclass PRIMARY KEY,
+    key_column      name NOT NULL,
+    score_column    name,
+    model           text NOT NULL,
+    store_scores    boolean NOT NULL,
+    attached_at     timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+
+COMMENT ON TABLE fraudstream.attachments IS
+'tables whose inserted rows are scored; change only through attach and detach';
+
+SELECT pg_catalog.pg_extension_config_dump('fraudstream.attachments', '');
+
+GRANT SELECT ON fraudstream.attachments TO PUBLIC;
+GRANT INSERT, DELETE ON fraudstream.attachments TO fraudstream_admin;
+
+CREATE FUNCTION fraudstream.score_trigger()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'fraudstream_score_trigger'
+LANGUAGE C;
+
+COMMENT ON FUNCTION fraudstream.score_trigger() IS
+'BEFORE INSERT row trigger that scores the rows of an attached table';
+
+CREATE FUNCTION fraudstream.attach(
+    "table" regclass,
+    key_column text,
+    score_column text DEFAULT NULL,
+    model text DEFAULT NULL,
+    store_scores boolean DEFAULT true)
+RETURNS void
+AS 'MODULE_PATHNAME', 'fraudstream_attach'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION fraudstream.attach(regclass, text, text, text, boolean) IS
+'score every row inserted into a table with the active version of a model';
+
+CREATE FUNCTION fraudstream.detach("table" regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'fraudstream_detach'
+LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION fraudstream.detach(regclass) IS
+'stop scoring the rows of a table';
+
+CREATE TABLE fraudstream.scores (
+    id              bigint GENERATED ALWAYS AS IDENTITY,
+    relation        regclass NOT NULL,
+    row_key         text,
+    score           float8 NOT NULL,
+    model           text NOT NULL,
+    version         integer NOT NULL,
+    features        jsonb NOT NULL,
+    reasons         jsonb NOT NULL,
+    scored_at       timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+
+CREATE INDEX scores_row ON fraudstream.scores (relation, row_key);
+
+COMMENT ON TABLE fraudstream.scores IS
+'the score of every row of attached tables with store_scores, with its features and reasons';
+
+CREATE TABLE fraudstream.alerts (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    relation        regclass NOT NULL,
+    row_key         text,
+    entities        jsonb NOT NULL,
+    score           float8 NOT NULL,
+    model           text NOT NULL,
+    version         integer NOT NULL,
+    reasons         jsonb NOT NULL,
+    alerted_at      timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp()
+);
+
+CREATE INDEX alerts_time ON fraudstream.alerts (alerted_at);
+
+COMMENT ON TABLE fraudstream.alerts IS
+'rows that scored at or above their model''s threshold; each was also sent as NOTIFY fraudstream_alerts';
+
+COMMENT ON SEQUENCE fraudstream.scores_id_seq IS 'numbers fraudstream.scores rows';
+COMMENT ON SEQUENCE fraudstream.alerts_id_seq IS 'numbers alerts: the alert_id of notifications';
+
+REVOKE ALL ON fraudstream.scores, fraudstream.alerts FROM PUBLIC;
+GRANT SELECT ON fraudstream.scores, fraudstream.alerts TO fraudstream_reader;
+GRANT SELECT, DELETE ON fraudstream.scores, fraudstream.alerts TO fraudstream_admin;
+
+CREATE FUNCTION fraudstream.model_stats_internal(
+    OUT model text,
+    OUT version integer,
+    OUT rows_scored bigint,
+    OUT alerts bigint,
+    OUT latency_p50_us float8,
+    OUT latency_p99_us float8)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'fraudstream_model_stats'
+LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION fraudstream.model_stats_internal() IS
+'rows scored, alerts and scoring latency per model version (see the view fraudstream.model_stats)';
+
+REVOKE EXECUTE ON FUNCTION fraudstream.model_stats_internal() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fraudstream.model_stats_internal() TO fraudstream_admin, fraudstream_reader;
+
+CREATE VIEW fraudstream.model_stats AS
+    SELECT * FROM fraudstream.model_stats_internal();
+
+COMMENT ON VIEW fraudstream.model_stats IS
+'rows scored, alerts and scoring latency per model version since the server started';
+
+REVOKE ALL ON fraudstream.model_stats FROM PUBLIC;
+GRANT SELECT ON fraudstream.model_stats TO fraudstream_admin, fraudstream_reader;
+
+REVOKE EXECUTE ON FUNCTION fraudstream.deploy_model(text, jsonb) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION fraudstream.activate_model(text, integer) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION fraudstream.attach(regclass, text, text, text, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION fraudstream.detach(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fraudstream.deploy_model(text, jsonb) TO fraudstream_admin;
+GRANT EXECUTE ON FUNCTION fraudstream.activate_model(text, integer) TO fraudstream_admin;
+GRANT EXECUTE ON FUNCTION fraudstream.attach(regclass, text, text, text, boolean) TO fraudstream_admin;
+GRANT EXECUTE ON FUNCTION fraudstream.detach(regclass) TO fraudstream_admin;
 
 CREATE EVENT TRIGGER fraudstream_drop_orphan_features ON sql_drop
     EXECUTE FUNCTION fraudstream.drop_orphan_features();

@@ -79,6 +79,7 @@ FsEventIsLate(TimestampTz time, TimestampTz latest)
 }
 
 extern void FsFeaturesInit(void);
+extern uint64 FsFeatureCacheVersion(void);
 extern FsSourceDef *FsGetSourceDef(Oid relid);
 extern FsSourceDef *FsGetSourceDefForRel(Relation rel);
 extern List *FsAllSourceDefs(void);

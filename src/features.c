@@ -74,6 +74,7 @@ static MemoryContext cache_cxt = NULL;
 static HTAB *source_cache = NULL;
 static uint64 cache_generation = 0;
 static bool cache_stale = true;
+static uint64 cache_version = 0;	/* counts reloads, see FsFeatureCacheVersion */
 
 /* Set when this transaction changed the definitions; see FsCatalogChanged. */
 static bool catalog_changed_in_xact = false;
@@ -549,6 +550,7 @@ load_definitions(void)
 	}
 	cache_generation = generation;
 	cache_stale = false;
+	cache_version++;
 }
 
 static void
@@ -557,6 +559,18 @@ ensure_cache(void)
 	if (cache_stale || source_cache == NULL ||
 		cache_generation != FsCatalogGeneration())
 		load_definitions();
+}
+
+/*
+ * A number that changes whenever the cache is reloaded, after which every
+ * FsSourceDef and FsGroupDef pointer handed out before is invalid: caches
+ * built on top of this one compare it to know when to rebuild.
+ */
+uint64
+FsFeatureCacheVersion(void)
+{
+	ensure_cache();
+	return cache_version;
 }
 
 /* The definitions of a source table, or NULL if it has no features. */
@@ -802,18 +816,18 @@ install_feed_triggers(Relation rel)
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT 1 FROM pg_catalog.pg_trigger WHERE tgrelid = %u "
-					 "AND tgname = 'zz_fraudstream_feed'", RelationGetRelid(rel));
+					 "AND tgname = 'zz_fraudstream_2_feed'", RelationGetRelid(rel));
 	run_sql(sql.data, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 		return;
 
 	/*
 	 * "zz_": BEFORE triggers fire in name order, so the feed sees the row as
-	 * other triggers left it.
+	 * other triggers left it; "2_": after the scoring trigger (scoring.c).
 	 */
 	resetStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "CREATE TRIGGER zz_fraudstream_feed BEFORE INSERT ON %s "
+					 "CREATE TRIGGER zz_fraudstream_2_feed BEFORE INSERT ON %s "
 					 "FOR EACH ROW EXECUTE FUNCTION fraudstream.feed_trigger()", qname);
 	run_sql(sql.data, SPI_OK_UTILITY);
 	resetStringInfo(&sql);
@@ -828,17 +842,21 @@ drop_feed_triggers(Oid relid)
 {
 	char	   *qname;
 	StringInfoData sql;
+	FsSavedUser saved;
 
 	if (get_rel_name(relid) == NULL)
 		return;
 	qname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									   get_rel_name(relid));
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "DROP TRIGGER IF EXISTS zz_fraudstream_feed ON %s", qname);
+	/* DROP TRIGGER is the owner's; the caller may define features on it */
+	FsSwitchToRelationOwner(relid, &saved);
+	appendStringInfo(&sql, "DROP TRIGGER IF EXISTS zz_fraudstream_2_feed ON %s", qname);
 	run_sql(sql.data, SPI_OK_UTILITY);
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "DROP TRIGGER IF EXISTS zz_fraudstream_truncate ON %s", qname);
 	run_sql(sql.data, SPI_OK_UTILITY);
+	FsRestoreUser(&saved);
 }
 
 /* The window of a feature in microseconds, validated. */

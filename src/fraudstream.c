@@ -23,13 +23,22 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "miscadmin.h"
+#include "utils/syscache.h"
+
 #include "fraudstream.h"
 #include "decode.h"
 #include "featuredefs.h"
 #include "featurestate.h"
 #include "kafka.h"
 #include "launcher.h"
+#include "modelcatalog.h"
 #include "online.h"
+#include "scorestats.h"
+#include "scoring.h"
 #include "ring.h"
 #include "shmem.h"
 #include "stats.h"
@@ -56,11 +65,16 @@ _PG_init(void)
 	{
 		FsShmemInit();
 		FsFeatureStateInit();
+		FsScoreStatsInit();
 	}
 
 	/* sliding-window features */
 	FsFeaturesInit();
 	FsOnlineInit();
+
+	/* scoring */
+	FsModelCatalogInit();
+	FsScoringInit();
 
 	/* rings and Kafka sources */
 	FsStatsInit();
@@ -89,6 +103,58 @@ FsRequirePreload(const char *what)
 						what),
 				 errdetail("fraudstream keeps its state in shared memory, which can only be reserved at server start."),
 				 errhint("Add 'fraudstream' to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/* Run as userid, in a restricted security context, until FsRestoreUser. */
+static void
+switch_user(Oid userid, FsSavedUser *saved)
+{
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	SetUserIdAndSecContext(userid, saved->sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+/*
+ * Run as the owner of the fraudstream schema (the extension's owner): for
+ * the scoring trigger's reads and writes of fraudstream's own tables,
+ * which the inserting role need not be able to touch.
+ */
+void
+FsSwitchToSchemaOwner(FsSavedUser *saved)
+{
+	Oid			nsp = get_namespace_oid(FRAUDSTREAM_SCHEMA, false);
+	HeapTuple	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for schema %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	switch_user(owner, saved);
+}
+
+/*
+ * Run as the owner of a table: for DROP TRIGGER, which PostgreSQL allows
+ * the owner alone, on behalf of a caller that was checked to hold the
+ * TRIGGER privilege (enough to create the trigger).
+ */
+void
+FsSwitchToRelationOwner(Oid relid, FsSavedUser *saved)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	switch_user(owner, saved);
+}
+
+void
+FsRestoreUser(const FsSavedUser *saved)
+{
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 }
 
 /*

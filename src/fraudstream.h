@@ -23,4 +23,15 @@ extern bool FsLoadedAtStartup;
 
 extern void FsRequirePreload(const char *what);
 
+/* The user and security context to go back to after FsSwitchTo*Owner. */
+typedef struct FsSavedUser
+{
+	Oid			userid;
+	int			sec_context;
+} FsSavedUser;
+
+extern void FsSwitchToSchemaOwner(FsSavedUser *saved);
+extern void FsSwitchToRelationOwner(Oid relid, FsSavedUser *saved);
+extern void FsRestoreUser(const FsSavedUser *saved);
+
 #endif							/* FRAUDSTREAM_H */

@@ -72,6 +72,7 @@
 #include "fraudstream.h"
 #include "featurejson.h"
 #include "online.h"
+#include "scoring.h"
 
 /* field4 of the advisory locktags that guard group rebuilds ("FS") */
 #define FS_LOCKTAG_GROUP	0x4653
@@ -175,6 +176,13 @@ reset_pending(void)
 	n_pending_groups = 0;
 }
 
+/* Entity keys carry their hash already (FsEntityKeyFromDatum). */
+static uint32
+pending_key_hash(const void *key, Size keysize)
+{
+	return ((const FsEntityKey *) key)->hash;
+}
+
 static PendingEntity *
 pending_lookup(const FsEntityKey *key, bool create)
 {
@@ -189,9 +197,10 @@ pending_lookup(const FsEntityKey *key, bool create)
 			return NULL;
 		ctl.keysize = sizeof(FsEntityKey);
 		ctl.entrysize = sizeof(PendingEntity);
+		ctl.hash = pending_key_hash;
 		ctl.hcxt = pending_context();
 		pending = hash_create("fraudstream pending entities", 256, &ctl,
-							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+							  HASH_ELEM | HASH_FUNCTION | HASH_CONTEXT);
 	}
 	pe = hash_search(pending, key, create ? HASH_ENTER : HASH_FIND, &found);
 	if (pe != NULL && !found)
@@ -520,14 +529,14 @@ FsEnsureGroupLoaded(const FsGroupDef *gd, Oid relid)
 
 /*
  * Features of an event (or, with probe, of a point in time) for an entity:
- * stored events plus this session's pending ones.  A late event gets no
- * features (FsEventIsLate).  Returns whether the event is late.
+ * stored events plus this session's pending ones, pe (NULL: none).  A late
+ * event gets no features (FsEventIsLate).  Returns whether the event is
+ * late.
  */
-bool
-FsOnlineCompute(const FsGroupDef *gd, const FsEntityKey *key,
-				const FsEvent *event, bool probe, double *result, bool *isnull)
+static bool
+compute(const FsGroupDef *gd, const FsEntityKey *key, PendingEntity *pe,
+		const FsEvent *event, bool probe, double *result, bool *isnull)
 {
-	PendingEntity *pe = pending_lookup(key, false);
 	FsEventRun	run;
 	TimestampTz latest = DT_NOBEGIN;
 	bool		late;
@@ -553,10 +562,48 @@ FsOnlineCompute(const FsGroupDef *gd, const FsEntityKey *key,
 	return late;
 }
 
+bool
+FsOnlineCompute(const FsGroupDef *gd, const FsEntityKey *key,
+				const FsEvent *event, bool probe, double *result, bool *isnull)
+{
+	return compute(gd, key, pending_lookup(key, false), event, probe, result, isnull);
+}
+
+/* Add an event of a source row to the session's pending events. */
+static void
+feed(Oid relid, const FsGroupDef *gd, PendingEntity *pe, const FsEvent *event, bool late)
+{
+	if (late)
+	{
+		FsGroupCountLate(gd->group);
+		return;
+	}
+	(void) note_group(relid, gd);
+	pending_append(pe, gd, event);
+}
+
+/*
+ * The features of a row's event, as FsOnlineCompute gives them, and then
+ * the event fed to the session's pending events, as the feed trigger
+ * would: for the scoring trigger of a table that is also a source, which
+ * so finds the entity's state once (see FsOnlineFeedsRel).
+ */
+void
+FsOnlineComputeAndFeed(const FsGroupDef *gd, Oid relid, const FsEntityKey *key,
+					   const FsEvent *event, double *result, bool *isnull)
+{
+	PendingEntity *pe;
+
+	FsEnsureGroupLoaded(gd, relid);
+	pe = pending_lookup(key, true);
+	feed(relid, gd, pe, event, compute(gd, key, pe, event, false, result, isnull));
+}
+
 /*
  * Trigger fraudstream.feed_trigger(), BEFORE INSERT FOR EACH ROW on every
  * table with features: hand the row's events to the session's pending
- * events.
+ * events, unless the table's score trigger, which fires just before, has
+ * done so (FsScoreTriggerFeeds).
  */
 Datum
 fraudstream_feed_trigger(PG_FUNCTION_ARGS)
@@ -576,7 +623,7 @@ fraudstream_feed_trigger(PG_FUNCTION_ARGS)
 	rel = trigdata->tg_relation;
 	tuple = trigdata->tg_trigtuple;
 	sd = FsGetSourceDefForRel(rel);
-	if (sd == NULL)
+	if (sd == NULL || FsScoreTriggerFeeds(rel))
 		return PointerGetDatum(tuple);
 
 	event = palloc(FS_EVENT_SIZE(FS_MAX_SLOTS));
@@ -593,13 +640,7 @@ fraudstream_feed_trigger(PG_FUNCTION_ARGS)
 		pe = pending_lookup(&key, true);
 		latest = (gd->layout != 0 && !truncated_in_xact(gd->group))
 			? FsStateLatest(&key, gd->layout) : DT_NOBEGIN;
-		if (FsEventIsLate(event->time, Max(latest, pe->latest)))
-		{
-			FsGroupCountLate(gd->group);
-			continue;
-		}
-		(void) note_group(sd->relid, gd);
-		pending_append(pe, gd, event);
+		feed(sd->relid, gd, pe, event, FsEventIsLate(event->time, Max(latest, pe->latest)));
 	}
 	pfree(event);
 	return PointerGetDatum(tuple);

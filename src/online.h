@@ -16,6 +16,9 @@ extern void FsOnlineInit(void);
 extern bool FsOnlineCompute(const FsGroupDef *gd, const FsEntityKey *key,
 							const FsEvent *event, bool probe,
 							double *result, bool *isnull);
+extern void FsOnlineComputeAndFeed(const FsGroupDef *gd, Oid relid,
+								   const FsEntityKey *key, const FsEvent *event,
+								   double *result, bool *isnull);
 extern void FsEnsureGroupLoaded(const FsGroupDef *gd, Oid relid);
 
 #endif							/* FRAUDSTREAM_ONLINE_H */

@@ -31,9 +31,9 @@
  * it has BEFORE or INSTEAD OF row triggers that might read the table and
  * miss the buffered rows, when a partitioned target has transition
  * tables, or when the caller says so (volatile column defaults).  The
- * one BEFORE trigger that does not prevent buffering is fraudstream's
- * own feed trigger: it fires per row as always, before the row is
- * buffered, and never reads its own transaction's rows from the table.
+ * BEFORE triggers that do not prevent buffering are fraudstream's own
+ * feed and score triggers: they fire per row as always, before the row
+ * is buffered, and never read the target table.
  * AFTER ROW triggers of buffered rows fire in the order of the flushes,
  * partition by partition, as in COPY.
  *
@@ -105,7 +105,8 @@ typedef struct SinkState
 	CommandId	cid;
 
 	bool		multi;			/* the target may take multi-inserts */
-	Oid			feedfn;			/* fraudstream.feed_trigger(), if it exists */
+	Oid			ownfns[2];		/* fraudstream's feed_trigger() and
+								 * score_trigger(), InvalidOid if missing */
 	List	   *buffers;
 	int			nbuffered;
 	Size		nbytes;
@@ -115,11 +116,11 @@ typedef struct SinkState
 /*
  * Whether a relation with these triggers may take buffered rows: not if a
  * BEFORE or INSTEAD OF row trigger, which might read the table, would miss
- * the rows buffered before its own (COPY's rule); fraudstream's feed
- * trigger is the exception (see the file header).
+ * the rows buffered before its own (COPY's rule); fraudstream's feed and
+ * score triggers are the exception (see the file header).
  */
 static bool
-triggers_allow_multi(TriggerDesc *td, Oid feedfn)
+triggers_allow_multi(TriggerDesc *td, const Oid *ownfns)
 {
 	if (td == NULL)
 		return true;
@@ -133,7 +134,7 @@ triggers_allow_multi(TriggerDesc *td, Oid feedfn)
 
 		if (TRIGGER_TYPE_MATCHES(t->tgtype, TRIGGER_TYPE_ROW, TRIGGER_TYPE_BEFORE,
 								 TRIGGER_TYPE_INSERT) &&
-			(t->tgfoid != feedfn || !OidIsValid(feedfn)))
+			t->tgfoid != ownfns[0] && t->tgfoid != ownfns[1])
 			return false;
 	}
 	return true;
@@ -175,12 +176,15 @@ sink_open(SinkState *s, Oid relid, bool allow_multi)
 	s->bistate = GetBulkInsertState();
 	s->cid = GetCurrentCommandId(true);
 
-	s->feedfn = LookupFuncName(list_make2(makeString("fraudstream"),
-										  makeString("feed_trigger")),
-							   0, NULL, true);
+	s->ownfns[0] = LookupFuncName(list_make2(makeString("fraudstream"),
+											 makeString("feed_trigger")),
+								  0, NULL, true);
+	s->ownfns[1] = LookupFuncName(list_make2(makeString("fraudstream"),
+											 makeString("score_trigger")),
+								  0, NULL, true);
 	s->multi = allow_multi &&
 		rel->rd_rel->relkind != RELKIND_FOREIGN_TABLE &&
-		triggers_allow_multi(rel->trigdesc, s->feedfn) &&
+		triggers_allow_multi(rel->trigdesc, s->ownfns) &&
 		!(s->proute != NULL && s->tcs != NULL);
 
 	ExecBSInsertTriggers(s->estate, s->root);
@@ -297,7 +301,7 @@ switch_target(SinkState *s, ResultRelInfo *rri)
 	ReleaseBulkInsertStatePin(s->bistate);
 	s->last_target = rri;
 	if (s->multi && rri->ri_FdwRoutine == NULL &&
-		(rri == s->root || triggers_allow_multi(rri->ri_TrigDesc, s->feedfn)))
+		(rri == s->root || triggers_allow_multi(rri->ri_TrigDesc, s->ownfns)))
 		s->buffer = buffer_for(s, rri);
 	else
 	{

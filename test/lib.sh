@@ -134,6 +134,7 @@ fs_build_install() {
         PGXS_DIR="$FS_PG_STAGE$PGXS_DIR"
     fi
     make -C "$top/test/mock" -s || return 1
+    make -C "$top/test/listen" -s || return 1
     make -C "$top/bench/gen" -s || return 1
 }
 

@@ -129,6 +129,7 @@ run_tap() {
         FS_KAFKA_CTL="$W/src/test/kafka/kafka-ctl.sh" FS_KAFKA_DIR="$W/kafka" \
         FS_MOCK_BIN="$W/src/test/mock/fs_kafka_mock" \
         FS_GEN_BIN="$W/src/bench/gen/fs_gen" \
+        FS_LISTEN_BIN="$W/src/test/listen/fs_listen" \
         prove -I "$PGXS_DIR/test/perl" -I "$W/src/test/t" $tests) 2>&1 | tee "$W/tap.log"
     count_tap "Perl TAP" "$W/tap.log" "${PIPESTATUS[0]}"
 }
