@@ -20,6 +20,7 @@ OBJS = \
 	src/model.o \
 	src/modelcatalog.o \
 	src/scoring.o \
+	src/alerts.o \
 	src/scorestats.o \
 	src/stats.o \
 	src/kafka.o \

@@ -154,7 +154,8 @@ SELECT relation, row_key FROM fraudstream.scores WHERE model = 'cross_m' ORDER B
 -- Statistics per model version.
 SELECT model, version, rows_scored, alerts, latency_p50_us > 0 AS p50,
        latency_p99_us >= latency_p50_us AS p99
-  FROM fraudstream.model_stats ORDER BY model, version;
+  FROM fraudstream.model_stats WHERE model IN ('cross_m', 'logit_m', 'rules_m')
+ ORDER BY model, version;
 
 -- detach stops scoring; dropping a table removes its attachment.
 SELECT fraudstream.detach('sc_payments');

@@ -74,6 +74,8 @@ extern bool FsStateCompute(const FsEntityKey *key, uint32 layout,
 						   double *result, bool *isnull, TimestampTz *latest);
 extern int	FsGroupFind(Oid relid, int16 entity_attnum);
 extern TimestampTz FsStateLatest(const FsEntityKey *key, uint32 layout);
+extern uint64 FsStateVersion(const FsEntityKey *key, uint32 layout);
+extern uint64 FsStateReplay(const FsEntityKey *key, uint32 layout, FsReplay *replay);
 extern void FsStateAppend(const FsEntityKey *key, uint32 layout,
 						  const FsWindowSet *set,
 						  const FsEvent *events, int count);

@@ -37,10 +37,14 @@
  * not added.  After a rebuild, events are loaded in time order, so the
  * rows that were late when they arrived count again.
  *
- * XXX: features fold the session's own pending events of the entity by a
- * scan (the shared state has running summaries, the pending events have
- * none), so in a transaction that inserts many events of one entity each
- * computed row costs O(its pending events in the window).
+ * Pending events and cost.  Features of an event combine the shared state
+ * (running summaries for busy entities, featurestate.c) with the session's
+ * pending events of the entity, folded one by one: cheap while they are
+ * few.  From PENDING_REPLAY_MIN pending events of one entity on (a bulk
+ * insert of a busy card), a per-entity replay (FsReplay, the batch path's
+ * running summaries) holds the stored events and the pending ones, so a
+ * row still costs amortised O(1); it is rebuilt, O(window) once, when
+ * another session's commit changes the entity's stored events.
  *
  * Locking: pending events are backend-local.  Shared state is reached
  * through featurestate.c, which documents its locks.
@@ -88,7 +92,18 @@ typedef struct PendingEntity
 	char	   *events;
 	int		   *levels;			/* subtransaction nesting level per event */
 	TimestampTz latest;
+	/* a replay of stored + pending events, for many pending events */
+	FsReplay   *replay;			/* NULL until needed */
+	uint32		replay_signature;	/* of the definitions it was made for */
+	uint64		replay_version; /* FsStateVersion of the stored events in it */
+	int			replay_seen;	/* pending events appended to it; -1: stale */
 } PendingEntity;
+
+/*
+ * From this many pending events of one entity on, its features come from a
+ * replay (see compute_replayed) rather than from folding them each time.
+ */
+#define PENDING_REPLAY_MIN	32
 
 /* A group this transaction touched, for locking and truncation at commit. */
 typedef struct PendingGroup
@@ -210,6 +225,8 @@ pending_lookup(const FsEntityKey *key, bool create)
 		pe->events = NULL;
 		pe->levels = NULL;
 		pe->latest = DT_NOBEGIN;
+		pe->replay = NULL;
+		pe->replay_seen = -1;
 	}
 	return pe;
 }
@@ -267,6 +284,7 @@ pending_subxact_end(int level, bool commit)
 		if (!commit && i < pe->count)
 		{
 			pe->count = i;
+			pe->replay_seen = -1;
 			pe->latest = DT_NOBEGIN;
 			for (int j = 0; j < i; j++)
 				pe->latest = Max(pe->latest,
@@ -528,6 +546,51 @@ FsEnsureGroupLoaded(const FsGroupDef *gd, Oid relid)
 }
 
 /*
+ * Features of an event against the entity's stored events and its many
+ * pending ones, amortised O(1): a replay (window.c's FsReplay, the batch
+ * path's running summaries) holds the stored events, copied once, and the
+ * pending ones, appended as they come.  It is made again when the stored
+ * events change (another session's commit, eviction: FsStateVersion), a
+ * savepoint rolls pending events back, or the definitions change.  Values
+ * are those of the fold, bit for bit, as replays are.
+ */
+static bool
+compute_replayed(const FsGroupDef *gd, const FsEntityKey *key, PendingEntity *pe,
+				 const FsEvent *event, double *result, bool *isnull)
+{
+	uint64		version = FsStateVersion(key, gd->layout);
+
+	if (pe->replay == NULL || pe->replay_signature != gd->window_set.signature)
+	{
+		FsWindowSpec *specs = MemoryContextAlloc(pending_context(),
+												 sizeof(FsWindowSpec) * gd->nfeatures);
+
+		/* a copy: the definitions' cache may be reloaded before commit */
+		memcpy(specs, gd->specs, sizeof(FsWindowSpec) * gd->nfeatures);
+		FsWindowSpecsLink(specs, gd->nfeatures);
+		pe->replay = FsReplayCreate(pending_context(), specs, gd->nfeatures,
+									gd->event_size, gd->retain);
+		pe->replay_signature = gd->window_set.signature;
+		pe->replay_seen = -1;
+	}
+	if (pe->replay_seen < 0 || version != pe->replay_version)
+	{
+		FsReplayReset(pe->replay);
+		pe->replay_version = FsStateReplay(key, gd->layout, pe->replay);
+		pe->replay_seen = 0;
+	}
+	for (; pe->replay_seen < pe->count; pe->replay_seen++)
+		FsReplayAppend(pe->replay, FS_EVENT_AT(pe->events, pe->replay_seen, pe->event_size));
+	if (FsEventIsLate(event->time, FsReplayLatest(pe->replay)))
+	{
+		memset(isnull, true, sizeof(bool) * gd->nfeatures);
+		return true;
+	}
+	FsReplayCompute(pe->replay, event, result, isnull);
+	return false;
+}
+
+/*
  * Features of an event (or, with probe, of a point in time) for an entity:
  * stored events plus this session's pending ones, pe (NULL: none).  A late
  * event gets no features (FsEventIsLate).  Returns whether the event is
@@ -541,6 +604,9 @@ compute(const FsGroupDef *gd, const FsEntityKey *key, PendingEntity *pe,
 	TimestampTz latest = DT_NOBEGIN;
 	bool		late;
 
+	if (!probe && pe != NULL && pe->layout == gd->layout && pe->count >= PENDING_REPLAY_MIN &&
+		gd->layout != 0 && !truncated_in_xact(gd->group))
+		return compute_replayed(gd, key, pe, event, result, isnull);
 	if (pe != NULL && pe->layout == gd->layout)
 	{
 		run.events = (const FsEvent *) pe->events;
@@ -679,6 +745,7 @@ fraudstream_truncate_trigger(PG_FUNCTION_ARGS)
 				{
 					pe->count = 0;
 					pe->latest = DT_NOBEGIN;
+					pe->replay_seen = -1;
 				}
 		}
 	}

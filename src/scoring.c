@@ -33,16 +33,10 @@
  * NULL (model.c says what NULL does).
  *
  * Writes.  score_column gets the score (float8, real or numeric).  With
- * store_scores, a row goes to fraudstream.scores with the features and
- * the reasons.  A score at or above the model's threshold writes a row to
- * fraudstream.alerts and sends NOTIFY fraudstream_alerts with a JSON
- * payload below PostgreSQL's 8000-byte limit.  All three belong to the
- * inserting (sub)transaction: they exist if and only if it commits, and
- * a notification is delivered only at commit.  The inserting role needs
- * no privilege on those tables: they are written as the owner of the
- * fraudstream schema (FsSwitchToSchemaOwner).  XXX: a BEFORE trigger cannot know
- * whether INSERT ... ON CONFLICT DO NOTHING will skip the row; such a row
- * is still scored and may alert.
+ * store_scores, a row goes to fraudstream.scores; a score at or above the
+ * model's threshold is an alert (alerts.c writes both).  XXX: a BEFORE
+ * trigger cannot know whether INSERT ... ON CONFLICT DO NOTHING will skip
+ * the row; such a row is still scored and may alert.
  *
  * Caches.  Each backend keeps, per attached relation (a partition's
  * entry is built from its partitioned table's attachment), the feature
@@ -65,15 +59,12 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/partition.h"
-#include "catalog/pg_type.h"
-#include "commands/async.h"
-#include "common/shortest_dec.h"
 #include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "portability/instr_time.h"
 #include "utils/acl.h"
@@ -89,22 +80,17 @@
 #include "utils/timestamp.h"
 
 #include "fraudstream.h"
+#include "alerts.h"
 #include "featuredefs.h"
 #include "featurejson.h"
 #include "featurestate.h"
 #include "model.h"
-#include "modelcatalog.h"
 #include "online.h"
 #include "scorestats.h"
 #include "scoring.h"
 
 #define SCORE_TRIGGER_NAME	"zz_fraudstream_1_score"
-#define ALERT_CHANNEL		"fraudstream_alerts"
-/* payload limit of NOTIFY is 8000 bytes; keep a margin */
-#define ALERT_PAYLOAD_MAX	7900
-/* longest entity or row key value an alert payload quotes in full */
-#define ALERT_VALUE_MAX		200
-/* most entity columns an alert payload names */
+/* most entity columns an alert names */
 #define ALERT_ENTITIES_MAX	16
 
 /* A feature group that gives rows of an attached relation features. */
@@ -488,23 +474,6 @@ value_text(FmgrInfo *out, Datum value, bool isnull)
 	return isnull ? NULL : OutputFunctionCall(out, value);
 }
 
-/* Append a string as JSON, cut to ALERT_VALUE_MAX bytes (whole characters). */
-static void
-append_clipped(StringInfo buf, const char *s)
-{
-	int			len;
-
-	if (s == NULL)
-	{
-		appendStringInfoString(buf, "null");
-		return;
-	}
-	len = strlen(s);
-	if (len > ALERT_VALUE_MAX)
-		s = pnstrdup(s, pg_mbcliplen(s, len, ALERT_VALUE_MAX));
-	escape_json(buf, s);
-}
-
 /* The row's entity columns and values as a JSON object. */
 static void
 entities_json(StringInfo buf, Attachment *a, TupleDesc desc, HeapTuple tuple)
@@ -532,107 +501,9 @@ entities_json(StringInfo buf, Attachment *a, TupleDesc desc, HeapTuple tuple)
 			appendStringInfoString(buf, ", ");
 		escape_json(buf, NameStr(att->attname));
 		appendStringInfoString(buf, ": ");
-		append_clipped(buf, isnull ? NULL : OidOutputFunctionCall(typout, value));
+		FsJsonAppendClipped(buf, isnull ? NULL : OidOutputFunctionCall(typout, value));
 	}
 	appendStringInfoChar(buf, '}');
-}
-
-/* Insert the scores row (as the owner of fraudstream's tables). */
-static void
-store_score(Attachment *a, const char *row_key, double score, const FsModel *model,
-			Jsonb *features, const char *reasons)
-{
-	static SPIPlanPtr plan = NULL;
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-
-	if (plan == NULL)
-	{
-		Oid			types[7] = {OIDOID, TEXTOID, FLOAT8OID, TEXTOID, INT4OID, JSONBOID, TEXTOID};
-
-		plan = SPI_prepare("INSERT INTO fraudstream.scores "
-						   "(relation, row_key, score, model, version, features, reasons) "
-						   "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)", 7, types);
-		if (plan == NULL)
-			elog(ERROR, "fraudstream: preparing the scores insert failed");
-		SPI_keepplan(plan);
-	}
-	values[0] = ObjectIdGetDatum(a->attached_relid);
-	values[1] = row_key ? CStringGetTextDatum(row_key) : (Datum) 0;
-	nulls[1] = row_key ? ' ' : 'n';
-	values[2] = Float8GetDatum(score);
-	values[3] = CStringGetTextDatum(model->name);
-	values[4] = Int32GetDatum(model->version);
-	values[5] = JsonbPGetDatum(features);
-	values[6] = CStringGetTextDatum(reasons);
-	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "fraudstream: inserting into fraudstream.scores failed");
-}
-
-/* Insert the alert and queue its notification; both wait for commit. */
-static void
-raise_alert(Attachment *a, const char *row_key, const char *entities, double score,
-			const FsModel *model, const char *reasons)
-{
-	static SPIPlanPtr plan = NULL;
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	bool		isnull;
-	int64		alert_id;
-	StringInfoData payload;
-	char	   *relname;
-
-	if (plan == NULL)
-	{
-		Oid			types[7] = {OIDOID, TEXTOID, TEXTOID, FLOAT8OID, TEXTOID, INT4OID, TEXTOID};
-
-		plan = SPI_prepare("INSERT INTO fraudstream.alerts "
-						   "(relation, row_key, entities, score, model, version, reasons) "
-						   "VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7::jsonb) RETURNING id",
-						   7, types);
-		if (plan == NULL)
-			elog(ERROR, "fraudstream: preparing the alerts insert failed");
-		SPI_keepplan(plan);
-	}
-	values[0] = ObjectIdGetDatum(a->attached_relid);
-	values[1] = row_key ? CStringGetTextDatum(row_key) : (Datum) 0;
-	nulls[1] = row_key ? ' ' : 'n';
-	values[2] = CStringGetTextDatum(entities);
-	values[3] = Float8GetDatum(score);
-	values[4] = CStringGetTextDatum(model->name);
-	values[5] = Int32GetDatum(model->version);
-	values[6] = CStringGetTextDatum(reasons);
-	if (SPI_execute_plan(plan, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
-		SPI_processed != 1)
-		elog(ERROR, "fraudstream: inserting into fraudstream.alerts failed");
-	alert_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-										   1, &isnull));
-
-	relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(a->attached_relid)),
-										 get_rel_name(a->attached_relid));
-	initStringInfo(&payload);
-	for (int attempt = 0; attempt < 2; attempt++)
-	{
-		resetStringInfo(&payload);
-		appendStringInfo(&payload, "{\"alert_id\": " INT64_FORMAT ", \"table\": ", alert_id);
-		append_clipped(&payload, relname);
-		appendStringInfoString(&payload, ", \"row_key\": ");
-		append_clipped(&payload, row_key);
-		appendStringInfo(&payload, ", \"entities\": %s, \"score\": ", entities);
-		{
-			char		num[32];
-
-			double_to_shortest_decimal_buf(score, num);
-			appendStringInfoString(&payload, num);
-		}
-		appendStringInfoString(&payload, ", \"model\": ");
-		escape_json(&payload, model->name);
-		appendStringInfo(&payload, ", \"version\": %d, \"reasons\": %s}", model->version,
-						 attempt == 0 ? reasons : "{\"truncated\": true}");
-		if (payload.len < ALERT_PAYLOAD_MAX)
-			break;
-	}
-	Async_Notify(ALERT_CHANNEL, payload.data);
 }
 
 static uint64
@@ -746,28 +617,27 @@ fraudstream_score_trigger(PG_FUNCTION_ARGS)
 	if (a->store_scores || alert)
 	{
 		StringInfoData reasons_json;
+		StringInfoData entities;
 		bool		isnull;
 		Datum		key = heap_getattr(tuple, a->key_attnum, desc, &isnull);
-		char	   *row_key = value_text(&a->key_out, key, isnull);
-		FsSavedUser saved;
+		FsScoreRecord rec;
 
 		initStringInfo(&reasons_json);
 		FsModelReasonsJson(&reasons_json, model, mvalues, mnulls, &reasons);
-		FsSwitchToSchemaOwner(&saved);
-		SPI_connect();
-		if (a->store_scores)
-			store_score(a, row_key, score, model,
-						FsJsonbFromFeatures(a->json, values, nulls), reasons_json.data);
+		rec.relid = a->attached_relid;
+		rec.row_key = value_text(&a->key_out, key, isnull);
+		rec.score = score;
+		rec.model = model;
+		rec.reasons = reasons_json.data;
+		rec.features = a->store_scores ? FsJsonbFromFeatures(a->json, values, nulls) : NULL;
+		rec.entities = NULL;
 		if (alert)
 		{
-			StringInfoData entities;
-
 			initStringInfo(&entities);
 			entities_json(&entities, a, desc, tuple);
-			raise_alert(a, row_key, entities.data, score, model, reasons_json.data);
+			rec.entities = entities.data;
 		}
-		SPI_finish();
-		FsRestoreUser(&saved);
+		FsWriteScore(&rec);
 	}
 	if (model->stats_slot == -2)
 		((FsModel *) model)->stats_slot = FsScoreStatsSlot(model->name, model->version);

@@ -41,7 +41,7 @@ SELECT fraudstream.attach('kpay', 'id', 'score', 'burst', false);
 my $ready = $PostgreSQL::Test::Utils::tmp_check . "/listen_ready_$$";
 my ($out, $err) = ('', '');
 my $connstr = $node->connstr('postgres');
-my $listener = start([ $ENV{FS_LISTEN_BIN}, '--idle', '8', '--ready', $ready,
+my $listener = start([ $ENV{FS_LISTEN_BIN}, '--idle', '300', '--ready', $ready,
 		$connstr, 'fraudstream_alerts' ], '>', \$out, '2>', \$err, timeout(600));
 for (my $i = 0; $i < 300 && !-e $ready; $i++)
 {
@@ -107,6 +107,10 @@ ok(fs_wait_for($node, 'SELECT count(*) FROM kpay', '200'), 'the worker wrote the
 my $expected_alerts = 4 + 1 + 1 + 120;
 ok(fs_wait_for($node, 'SELECT count(*) FROM fraudstream.alerts', $expected_alerts),
 	"$expected_alerts alerts committed");
+# Notifications go out at commit; give the last ones a moment to arrive
+# (and any duplicate time to show), then stop the listener.
+sleep(2);
+$listener->signal('TERM');
 finish($listener);
 
 my @notes = map { [ split /\t/, $_, 2 ] } grep { length } split /\n/, $out;
