@@ -11,51 +11,62 @@
  * (window.c), the same lateness rule (FsEventIsLate), the same history
  * (an entity's earlier events that were not late).
  *
- * Design.  A replay is three passes over compact arrays, not a sorted
+ * Design.  A replay is three passes over compact records, not a sorted
  * query:
  *
  *	1. Read: one scan of the source (every leaf of a partitioned or
  *	   inherited table) with the caller's snapshot, deforming only the
- *	   columns the features read, plus the key and order columns.  Each
- *	   row becomes a row number, its key and order values, and for each
- *	   feature group its event (FsEvent) and a dense entity number from a
- *	   hash table keyed by the entity's full binary key (FsEntityKey), so
- *	   two entities whose hashes collide are never merged.
- *	2. Replay, group by group: a counting sort by entity number lays each
- *	   entity's rows out together in scan order; an entity whose rows are
- *	   not already in arrival order is sorted by (order value, row number),
- *	   NULL order values last, as ORDER BY would put them.  The events are
- *	   copied into that order, then each entity's events are replayed
- *	   against its history as the online path keeps it (non-late events,
- *	   pruned to the group's retention) by one FsReplay (window.c): the
- *	   online state's running summaries, amortised O(1) per event and the
- *	   online values bit for bit.
- *	   With several groups, the features are then copied to their rows.
- *	   The copies between scan and entity order are tight loops on
- *	   purpose: they visit rows at random, and a tight loop lets the CPU
- *	   overlap the cache misses that a computation between them would
- *	   serialize.  Only one entity's history is live at a time.
+ *	   columns the features read, plus the key and order columns.  For
+ *	   each feature group, a row becomes a record: its event (FsEvent),
+ *	   its key value, row number and a dense entity number from a hash
+ *	   table keyed by the entity's full binary key (FsEntityKey), so two
+ *	   entities whose hashes collide are never merged.  The record is
+ *	   appended to one of PARTITIONS partitions by entity number: the
+ *	   partitions' ends are few enough to stay in cache, so the scan
+ *	   writes records without cache misses.  Key and order values are
+ *	   kept per row only where needed: the keys with several groups (rows
+ *	   are then emitted in scan order), the order values when the order
+ *	   column is not the events' time.
+ *	2. Replay, group by group and partition by partition: a counting sort
+ *	   by entity copies the partition's records in entity order, each
+ *	   entity's in scan order; a partition is small enough for that copy
+ *	   to stay in cache, and only one partition's copy exists at a time.
+ *	   An entity whose records are not already in arrival order is sorted
+ *	   by (order value, row number), NULL order values last, as ORDER BY
+ *	   would put them.  Then its events are replayed against its history
+ *	   as the online path keeps it (non-late events, pruned to the group's
+ *	   retention) by one FsReplay (window.c): the online state's running
+ *	   summaries, amortised O(1) per event and the online values bit for
+ *	   bit.  With several groups, each event's features go to its row's
+ *	   results.  Only one entity's history is live at a time.
  *	3. Emit: one row per source row, with its key as key_column::text and
  *	   its features as jsonb (feature_history, built in binary form by
  *	   featurejson.c) or as a float8[] in the order of feature_names()
  *	   (feature_vectors).  With one group, rows are emitted as the replay
- *	   computes them, entity after entity; with several, in scan order
- *	   once every group is done.
+ *	   computes them, entity after entity (the rows that are no event of
+ *	   the group last); with several, in scan order once every group is
+ *	   done.  An integer key's text, the float8[] and the row's minimal
+ *	   tuple (form_row) are written to buffers reused from row to row;
+ *	   the tuplestore takes a copy of the tuple.
+ *
+ * The function is called in FROM, where the executor materializes any
+ * set-returning function's result: rows go to the function's tuplestore
+ * (SFRM_Materialize), which spills to disk beyond work_mem.
  *
  * Row-level security, or a leaf that is not a plain table (a foreign
  * partition), make the read pass go through SPI instead ("SELECT columns
  * FROM source", so policies apply); the rest is the same.
  *
- * Memory: per row, its key (9 bytes, plus a copy of a by-reference key),
- * its order value (9 bytes; a copy if by reference), and per group a
- * 4-byte entity number and its event (16 bytes + 8 per value column).  A
- * group's replay adds a 4-byte permutation, a second copy of its events
- * and, with one group, of the keys (in entity order), or with several
- * the results (9 bytes per feature, in entity order and per row).  About
- * 100 bytes per row for one group on one value column: memory grows with
- * the number of rows.  XXX: a table too large for the backend's memory
- * fails with "out of memory" rather than spilling to disk.  The result
- * set goes to the function's tuplestore, which spills beyond work_mem.
+ * Memory: per row and group, a record of its event (16 bytes + 8 per
+ * value column) and 16 bytes of trailer, in blocks that grow to
+ * BLOCK_MAX_RECORDS records; a by-reference key is copied once per row.
+ * With several groups, 9 bytes per row for its key and 9 per feature for
+ * its results; with an order column that is not the events' time, 9 per
+ * row for its value (plus a copy if by reference).  A group's replay adds
+ * one partition's records in entity order.  About 45 bytes per row for
+ * one group on one value column: memory grows with the number of rows.
+ * XXX: a table too large for the backend's memory fails with "out of
+ * memory" rather than spilling to disk.
  *
  * Permissions and locking: as the query "SELECT t FROM source t" would:
  * SELECT on the table (or on every column), AccessShareLock on the source
@@ -100,6 +111,70 @@
 #include "featuredefs.h"
 #include "featurejson.h"
 
+/*
+ * The read pass appends each event of a group to one of PARTITIONS
+ * partitions, by its entity number: a partition is a chain of blocks in
+ * scan order, each holding records of GroupRows.stride bytes: the event
+ * (FsEvent, of the group's event_size), then an EventTrailer.  Each block
+ * of a chain holds twice as many records as the one before, up to
+ * BLOCK_MAX_RECORDS.
+ */
+typedef struct EventBlock
+{
+	struct EventBlock *next;
+	uint32		count;
+} EventBlock;
+
+#define BLOCK_RECORDS(b)	((char *) (b) + MAXALIGN(sizeof(EventBlock)))
+#define BLOCK_FIRST_RECORDS	16
+#define BLOCK_MAX_RECORDS	1024
+
+/* What a record keeps after its event: whose event it is. */
+typedef struct EventTrailer
+{
+	Datum		key;			/* the row's key value */
+	uint32		row;			/* row number, in scan order */
+	uint32		entity;			/* entity number within the partition,
+								 * and KEY_NULL */
+} EventTrailer;
+
+#define KEY_NULL			((uint32) 1 << 31)
+
+#define RECORD_AT(base, i, stride)	((char *) (base) + (Size) (i) * (stride))
+#define RECORD_TRAILER(rec, gr) \
+	((EventTrailer *) ((char *) (rec) + MAXALIGN((gr)->gd->event_size)))
+
+/*
+ * Partitions of a group's events.  Entity e goes to partition
+ * e % PARTITIONS as its entity e / PARTITIONS: few enough partitions that
+ * the read pass writes each at its end without cache misses, enough that
+ * each is small enough to be put in entity order in cache.
+ */
+#define PARTITIONS_LOG2		8
+#define PARTITIONS			(1 << PARTITIONS_LOG2)
+
+typedef struct Partition
+{
+	EventBlock *head;
+	EventBlock *tail;
+	uint32		used;			/* records in the tail block */
+	uint32		capacity;		/* and its capacity; 0 before the first */
+	uint32		count;			/* records in all blocks */
+} Partition;
+
+/*
+ * The read pass looks entities up STAGED_ROWS rows at a time: each row's
+ * hash table bucket is prefetched when the row is read, and looked up
+ * when the batch is full, so that the lookups' cache misses overlap.
+ */
+#define STAGED_ROWS			16
+
+#if defined(__GNUC__) || defined(__clang__)
+#define PREFETCH(address)	__builtin_prefetch(address)
+#else
+#define PREFETCH(address)	((void) 0)
+#endif
+
 /* An entity of one group, numbered in order of first appearance. */
 typedef struct EntityEntry
 {
@@ -118,9 +193,6 @@ typedef struct EntityEntry
 #define SH_DECLARE
 #define SH_DEFINE
 #include "lib/simplehash.h"
-
-/* Entity number of a row that is no event of the group (NULL entity or time). */
-#define NO_ENTITY		PG_UINT32_MAX
 
 /* Most rows one replay holds: row numbers are uint32. */
 #define MAX_ROWS		((int64) PG_UINT32_MAX - 1)
@@ -157,10 +229,15 @@ typedef struct GroupRows
 	int			entity_col;		/* index into the columns read */
 	int			time_col;
 	int			slot_col[FS_MAX_SLOTS];
-	uint32	   *entity;			/* per row: entity number or NO_ENTITY */
-	char	   *events;			/* per row: event of gd->event_size bytes */
+	bool		by_time;		/* the order column is the events' time */
+	Size		stride;			/* bytes of a record: event and trailer */
 	entmap_hash *entities;		/* read pass: key -> entity number */
 	uint32		nentities;
+	Partition	parts[PARTITIONS];
+	/* the read pass's last rows, before they go to their partitions */
+	int			nstaged;
+	FsEntityKey staged_key[STAGED_ROWS];
+	char	   *staged;			/* STAGED_ROWS records */
 	FsReplay   *replay;			/* the entity being replayed */
 	int		   *pos;			/* per feature: position in the vector */
 } GroupRows;
@@ -200,16 +277,28 @@ typedef struct Replay
 	bool		order_byval;
 	SortSupportData order_ssup;
 
-	/* per row */
+	/*
+	 * Per row, in scan order: the keys with several groups (rows are
+	 * emitted in scan order), the order values when some group's events
+	 * are not ordered by their time.
+	 */
 	int64		nrows;
 	int64		capacity;
+	bool		row_keys;
+	bool		row_order;
 	Datum	   *keys;
 	bool	   *key_null;
 	Datum	   *order;			/* int64 for ORDER_INT64 */
 	bool	   *order_null;
 	GroupRows  *groups;
 
-	/* copies of by-reference values: a bump allocator */
+	/* with one group: the keys of the rows that are no event of it */
+	int64		nloose;
+	int64		loose_capacity;
+	Datum	   *loose_keys;
+	bool	   *loose_null;
+
+	/* blocks and copies of by-reference values: a bump allocator */
 	char	   *arena;
 	Size		arena_left;
 
@@ -223,6 +312,11 @@ typedef struct Replay
 	BatchForm	form;
 	ReturnSetInfo *rsinfo;
 	int64		emitted;
+	text	   *key_buf;		/* an integer key's text, rewritten per row */
+	ArrayType  *vector_buf;		/* a row's float8[], rewritten per row */
+	char	   *row_buf;		/* a row's tuple, rewritten per row */
+	Size		row_size;
+	TupleTableSlot *row_slot;	/* holds it for the tuplestore */
 
 	/* jsonb output */
 	FsJsonbTemplate *jsonb;
@@ -345,10 +439,14 @@ prepare_key(Replay *r, Form_pg_attribute att)
 	}
 }
 
+/*
+ * A key value as text.  An integer's text is written to r->key_buf, valid
+ * until the next call; other forms are allocated in the current context.
+ */
 static Datum
 key_text(Replay *r, Datum value)
 {
-	char		buf[MAXINT8LEN + 1];
+	char	   *digits = VARDATA(r->key_buf);
 
 	switch (r->key_cast)
 	{
@@ -361,11 +459,14 @@ key_text(Replay *r, Datum value)
 		case KEY_CAST_OUTPUT:
 			break;
 		case KEY_CAST_INT2:
-			return PointerGetDatum(cstring_to_text_with_len(buf, pg_ltoa(DatumGetInt16(value), buf)));
+			SET_VARSIZE(r->key_buf, VARHDRSZ + pg_ltoa(DatumGetInt16(value), digits));
+			return PointerGetDatum(r->key_buf);
 		case KEY_CAST_INT4:
-			return PointerGetDatum(cstring_to_text_with_len(buf, pg_ltoa(DatumGetInt32(value), buf)));
+			SET_VARSIZE(r->key_buf, VARHDRSZ + pg_ltoa(DatumGetInt32(value), digits));
+			return PointerGetDatum(r->key_buf);
 		case KEY_CAST_INT8:
-			return PointerGetDatum(cstring_to_text_with_len(buf, pg_lltoa(DatumGetInt64(value), buf)));
+			SET_VARSIZE(r->key_buf, VARHDRSZ + pg_lltoa(DatumGetInt64(value), digits));
+			return PointerGetDatum(r->key_buf);
 	}
 	return CStringGetTextDatum(OutputFunctionCall(&r->key_fn, value));
 }
@@ -424,7 +525,7 @@ order_int64(Oid typid, Datum value)
 	}
 }
 
-/* Make room for at least one more row. */
+/* Make room for at least one more row in the per-row arrays kept. */
 static void
 grow_rows(Replay *r)
 {
@@ -442,56 +543,141 @@ grow_rows(Replay *r)
 	cap = Min(r->capacity * 2, MAX_ROWS);
 #define GROW(ptr, type) \
 	(ptr) = (type *) repalloc_huge((ptr), sizeof(type) * cap)
-	GROW(r->keys, Datum);
-	GROW(r->key_null, bool);
-	GROW(r->order, Datum);
-	GROW(r->order_null, bool);
-	for (int g = 0; g < r->sd->ngroups; g++)
+	if (r->row_keys)
 	{
-		GroupRows  *gr = &r->groups[g];
-
-		GROW(gr->entity, uint32);
-		gr->events = repalloc_huge(gr->events, gr->gd->event_size * cap);
+		GROW(r->keys, Datum);
+		GROW(r->key_null, bool);
+	}
+	if (r->row_order)
+	{
+		GROW(r->order, Datum);
+		GROW(r->order_null, bool);
 	}
 #undef GROW
 	r->capacity = cap;
 }
 
+/* With one group: keep the key of a row that is no event of it. */
+static void
+add_loose_row(Replay *r, Datum key, bool key_null)
+{
+	if (r->nloose == r->loose_capacity)
+	{
+		r->loose_capacity = r->loose_capacity ? r->loose_capacity * 2 : 64;
+		r->loose_keys = r->loose_keys
+			? repalloc_huge(r->loose_keys, sizeof(Datum) * r->loose_capacity)
+			: MemoryContextAllocHuge(r->cxt, sizeof(Datum) * r->loose_capacity);
+		r->loose_null = r->loose_null
+			? repalloc_huge(r->loose_null, sizeof(bool) * r->loose_capacity)
+			: MemoryContextAllocHuge(r->cxt, sizeof(bool) * r->loose_capacity);
+	}
+	r->loose_keys[r->nloose] = key;
+	r->loose_null[r->nloose] = key_null;
+	r->nloose++;
+}
+
+/* Room for one more record at the end of a partition. */
+static char *
+append_record(Replay *r, GroupRows *gr, Partition *part)
+{
+	if (part->used == part->capacity)
+	{
+		uint32		cap = part->capacity == 0 ? BLOCK_FIRST_RECORDS
+			: Min(part->capacity * 2, BLOCK_MAX_RECORDS);
+		EventBlock *added = arena_alloc(r, MAXALIGN(sizeof(EventBlock)) + cap * gr->stride);
+
+		added->next = NULL;
+		added->count = 0;
+		if (part->tail)
+		{
+			part->tail->count = part->used;
+			part->tail->next = added;
+		}
+		else
+			part->head = added;
+		part->tail = added;
+		part->used = 0;
+		part->capacity = cap;
+	}
+	part->count++;
+	return RECORD_AT(BLOCK_RECORDS(part->tail), part->used++, gr->stride);
+}
+
+/* The number of an entity, new ones numbered in order of first appearance. */
+static uint32
+entity_number(GroupRows *gr, const FsEntityKey *key)
+{
+	bool		found;
+	EntityEntry *entry = entmap_insert(gr->entities, *key, &found);
+
+	if (!found)
+		entry->id = gr->nentities++;
+	return entry->id;
+}
+
+/* Number the staged rows' entities and move them to their partitions. */
+static void
+flush_staged(Replay *r, GroupRows *gr)
+{
+	for (int i = 0; i < gr->nstaged; i++)
+	{
+		uint32		id = entity_number(gr, &gr->staged_key[i]);
+		char	   *rec = append_record(r, gr, &gr->parts[id % PARTITIONS]);
+
+		memcpy(rec, RECORD_AT(gr->staged, i, gr->stride), gr->stride);
+		RECORD_TRAILER(rec, gr)->entity |= id / PARTITIONS;
+	}
+	gr->nstaged = 0;
+}
+
 /*
- * Read pass, one row: values and isnull are indexed like r->cols.  Keeps
- * the key, the order value and, per group, the event and entity number.
+ * Read pass, one row: values and isnull are indexed like r->cols.  Appends
+ * the row's event to its entity's chain in each group; keeps its key and
+ * order value per row where they are needed.
  */
 static void
 collect_row(Replay *r, const Datum *values, const bool *isnull)
 {
 	int64		row = r->nrows;
+	bool		key_null = isnull[r->key_col];
+	Datum		key = key_null ? (Datum) 0
+		: copy_value(r, values[r->key_col], r->key_byval, r->key_typlen);
 
 	grow_rows(r);
-	r->key_null[row] = isnull[r->key_col];
-	r->keys[row] = isnull[r->key_col] ? (Datum) 0
-		: copy_value(r, values[r->key_col], r->key_byval, r->key_typlen);
-	r->order_null[row] = isnull[r->order_col];
-	if (isnull[r->order_col])
-		r->order[row] = (Datum) 0;
-	else if (r->order_kind == ORDER_INT64)
-		r->order[row] = Int64GetDatum(order_int64(r->order_typid, values[r->order_col]));
-	else
-		r->order[row] = copy_value(r, values[r->order_col], r->order_byval, r->order_typlen);
+	if (r->row_keys)
+	{
+		r->key_null[row] = key_null;
+		r->keys[row] = key;
+	}
+	if (r->row_order)
+	{
+		r->order_null[row] = isnull[r->order_col];
+		if (isnull[r->order_col])
+			r->order[row] = (Datum) 0;
+		else if (r->order_kind == ORDER_INT64)
+			r->order[row] = Int64GetDatum(order_int64(r->order_typid, values[r->order_col]));
+		else
+			r->order[row] = copy_value(r, values[r->order_col], r->order_byval, r->order_typlen);
+	}
 
 	for (int g = 0; g < r->sd->ngroups; g++)
 	{
 		GroupRows  *gr = &r->groups[g];
 		const FsGroupDef *gd = gr->gd;
-		FsEvent    *ev = FS_EVENT_AT(gr->events, row, gd->event_size);
-		FsEntityKey key;
-		EntityEntry *entry;
-		bool		found;
+		FsEntityKey *entity;
+		FsEvent    *ev;
+		EventTrailer *trailer;
 
 		if (isnull[gr->entity_col] || isnull[gr->time_col])
 		{
-			gr->entity[row] = NO_ENTITY;
+			if (!r->row_keys)
+				add_loose_row(r, key, key_null);
 			continue;
 		}
+		entity = &gr->staged_key[gr->nstaged];
+		FsEntityKeyFromDatum(gd, values[gr->entity_col], entity);
+		PREFETCH(&gr->entities->data[entity->hash & gr->entities->sizemask]);
+		ev = (FsEvent *) RECORD_AT(gr->staged, gr->nstaged, gr->stride);
 		ev->time = DatumGetTimestampTz(values[gr->time_col]);
 		ev->nullmask = 0;
 		ev->padding = 0;
@@ -505,11 +691,12 @@ collect_row(Replay *r, const Datum *values, const bool *isnull)
 			else
 				ev->values[i] = FsSlotValue(&gd->slots[i], values[gr->slot_col[i]]);
 		}
-		FsEntityKeyFromDatum(gd, values[gr->entity_col], &key);
-		entry = entmap_insert(gr->entities, key, &found);
-		if (!found)
-			entry->id = gr->nentities++;
-		gr->entity[row] = entry->id;
+		trailer = RECORD_TRAILER(ev, gr);
+		trailer->key = key;
+		trailer->row = (uint32) row;
+		trailer->entity = key_null ? KEY_NULL : 0;	/* and its number, once known */
+		if (++gr->nstaged == STAGED_ROWS)
+			flush_staged(r, gr);
 	}
 	r->nrows++;
 	if ((r->nrows & 1023) == 0)
@@ -628,16 +815,14 @@ read_rows(Replay *r, Relation rel)
 		read_heap(r, leaves);
 	else
 		read_spi(r, rel);
+	for (int g = 0; g < r->sd->ngroups; g++)
+		flush_staged(r, &r->groups[g]);
 }
 
 /* Arrival order of two rows: order value, NULLs last, then scan order. */
 static int
-compare_rows(const void *a, const void *b, void *arg)
+compare_rows(Replay *r, uint32 ra, uint32 rb)
 {
-	Replay	   *r = arg;
-	uint32		ra = *(const uint32 *) a;
-	uint32		rb = *(const uint32 *) b;
-
 	if (r->order_null[ra] != r->order_null[rb])
 		return r->order_null[ra] ? 1 : -1;
 	if (!r->order_null[ra])
@@ -656,61 +841,65 @@ compare_rows(const void *a, const void *b, void *arg)
 	return (ra > rb) - (ra < rb);
 }
 
-/*
- * Put each entity's rows (perm[end[e - 1] .. end[e]), in scan order) in
- * arrival order: sort those that are not, by compare_rows.
- */
-static void
-sort_entities(Replay *r, uint32 *perm, const uint32 *end, uint32 nentities)
+/* A group's records and the replay they belong to, for compare_records. */
+typedef struct RecordSort
 {
-	uint32		first = 0;
+	Replay	   *r;
+	const GroupRows *gr;
+} RecordSort;
 
-	for (uint32 e = 0; e < nentities; e++)
+/*
+ * Arrival order of two records of a group: by the events' time when that
+ * is the order column (no NULLs then), else by compare_rows.
+ */
+static int
+compare_records(const void *a, const void *b, void *arg)
+{
+	const RecordSort *sort = arg;
+	uint32		ra = RECORD_TRAILER(a, sort->gr)->row;
+	uint32		rb = RECORD_TRAILER(b, sort->gr)->row;
+
+	if (sort->gr->by_time)
 	{
-		for (uint32 i = first + 1; i < end[e]; i++)
-		{
-			if (compare_rows(&perm[i - 1], &perm[i], r) > 0)
-			{
-				qsort_arg(perm + first, end[e] - first, sizeof(uint32), compare_rows, r);
-				break;
-			}
-		}
-		first = end[e];
+		TimestampTz ta = ((const FsEvent *) a)->time;
+		TimestampTz tb = ((const FsEvent *) b)->time;
+
+		if (ta != tb)
+			return ta < tb ? -1 : 1;
+		return (ra > rb) - (ra < rb);
 	}
+	return compare_rows(sort->r, ra, rb);
 }
 
 /*
- * The same when the order column is the events' time: the order values
- * are read from the events, already copied in perm's order (sequentially,
- * not at random from the rows).  Returns false if it sorted any entity:
- * the events must then be copied again.
+ * Put an entity's records (in scan order) in arrival order, unless they
+ * already are.
  */
-static bool
-sort_entities_by_time(Replay *r, uint32 *perm, const uint32 *end, uint32 nentities,
-					  const char *events, Size size)
+static void
+sort_entity(Replay *r, GroupRows *gr, char *records, uint32 count)
 {
-	uint32		first = 0;
-	bool		sorted = true;
+	RecordSort	sort = {r, gr};
 
-	for (uint32 e = 0; e < nentities; e++)
+	for (uint32 i = 1; i < count; i++)
 	{
-		for (uint32 i = first + 1; i < end[e]; i++)
+		const char *prev = RECORD_AT(records, i - 1, gr->stride);
+		const char *next = RECORD_AT(records, i, gr->stride);
+
+		/* by time, records of equal times are in scan order already */
+		if (gr->by_time
+			? ((const FsEvent *) prev)->time > ((const FsEvent *) next)->time
+			: compare_records(prev, next, &sort) > 0)
 		{
-			if (FS_EVENT_AT(events, i - 1, size)->time > FS_EVENT_AT(events, i, size)->time)
-			{
-				qsort_arg(perm + first, end[e] - first, sizeof(uint32), compare_rows, r);
-				sorted = false;
-				break;
-			}
+			qsort_arg(records, count, gr->stride, compare_records, &sort);
+			return;
 		}
-		first = end[e];
 	}
-	return sorted;
 }
 
 /*
  * A row's features as float8[], NULL where the jsonb form has null (NULL,
- * NaN, infinities); built directly, as construct_md_array would.
+ * NaN, infinities); built in r->vector_buf, as construct_md_array would
+ * build it.
  */
 static Datum
 features_vector(Replay *r, const double *values, const bool *nulls)
@@ -718,7 +907,7 @@ features_vector(Replay *r, const double *values, const bool *nulls)
 	int			n = r->nfeatures;
 	int			nnull = 0;
 	Size		overhead;
-	ArrayType  *a;
+	ArrayType  *a = r->vector_buf;
 	double	   *data;
 	bits8	   *bitmap;
 
@@ -726,7 +915,7 @@ features_vector(Replay *r, const double *values, const bool *nulls)
 		if (nulls[i] || isnan(values[i]) || isinf(values[i]))
 			nnull++;
 	overhead = nnull ? (Size) ARR_OVERHEAD_WITHNULLS(1, n) : (Size) ARR_OVERHEAD_NONULLS(1);
-	a = palloc0(overhead + sizeof(double) * (n - nnull));
+	memset(a, 0, overhead);
 	SET_VARSIZE(a, overhead + sizeof(double) * (n - nnull));
 	a->ndim = 1;
 	a->dataoffset = nnull ? overhead : 0;
@@ -747,21 +936,97 @@ features_vector(Replay *r, const double *values, const bool *nulls)
 }
 
 /*
+ * A result row (key, features) as a minimal tuple in r->row_buf, laid out
+ * as heap_form_minimal_tuple lays out two varlena columns (heaptuple.c's
+ * fill_val): a value that fits a 1-byte header gets one, unaligned; a
+ * longer one keeps its 4-byte header, at its type's alignment; padding is
+ * zero.  Built in place, it spares the generic sizing pass, the zeroed
+ * allocation and the per-column fill of every row.
+ */
+static MinimalTuple
+form_row(Replay *r, Datum key, bool key_null, Datum features)
+{
+	TupleDesc	desc = r->rsinfo->setDesc;
+	Datum		values[2] = {key, features};
+	bool		nulls[2] = {key_null, false};
+	Size		hoff = MAXALIGN(SizeofMinimalTupleHeader + (key_null ? BITMAPLEN(2) : 0));
+	Size		len = hoff;
+	MinimalTuple tuple;
+
+	for (int i = 0; i < 2; i++)
+	{
+		if (!nulls[i])
+		{
+			values[i] = PointerGetDatum(PG_DETOAST_DATUM_PACKED(values[i]));
+			len += VARSIZE_ANY(DatumGetPointer(values[i])) + MAXIMUM_ALIGNOF;
+		}
+	}
+	if (len > r->row_size)
+	{
+		r->row_size = Max(len, r->row_size * 2);
+		r->row_buf = repalloc(r->row_buf, r->row_size);
+	}
+	tuple = (MinimalTuple) r->row_buf;
+	memset(tuple, 0, hoff);
+	len = hoff;
+	for (int i = 0; i < 2; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		char	   *val = DatumGetPointer(values[i]);
+		char	   *data;
+		Size		size;
+
+		if (nulls[i])
+			continue;
+		if (VARATT_IS_SHORT(val))
+		{
+			size = VARSIZE_SHORT(val);
+			memcpy((char *) tuple + len, val, size);
+		}
+		else if (att->attstorage != TYPSTORAGE_PLAIN && VARATT_CAN_MAKE_SHORT(val))
+		{
+			size = VARATT_CONVERTED_SHORT_SIZE(val);
+			data = (char *) tuple + len;
+			SET_VARSIZE_SHORT(data, size);
+			memcpy(data + 1, VARDATA(val), size - 1);
+		}
+		else
+		{
+			Size		aligned = att_align_nominal(len, att->attalign);
+
+			memset((char *) tuple + len, 0, aligned - len);
+			len = aligned;
+			size = VARSIZE(val);
+			memcpy((char *) tuple + len, val, size);
+		}
+		len += size;
+		if (key_null)
+			tuple->t_bits[0] |= 1 << i;	/* the bitmap of non-NULL columns */
+	}
+	tuple->t_len = len;
+	HeapTupleHeaderSetNatts(tuple, 2);
+	tuple->t_infomask = HEAP_HASVARWIDTH | (key_null ? HEAP_HASNULL : 0);
+	tuple->t_hoff = hoff + MINIMAL_TUPLE_OFFSET;
+	return tuple;
+}
+
+/*
  * Emit one result row: the key as text, the features in the chosen form.
  * Allocations go to the scratch context, reset every few rows.
  */
 static void
 emit_row(Replay *r, Datum key, bool key_null, const double *values, const bool *nulls)
 {
-	Datum		out[2];
-	bool		out_null[2] = {key_null, false};
+	Datum		features;
 	MemoryContext old = MemoryContextSwitchTo(r->scratch);
 
-	out[0] = key_null ? (Datum) 0 : key_text(r, key);
-	out[1] = r->form == FORM_JSONB
+	features = r->form == FORM_JSONB
 		? JsonbPGetDatum(FsJsonbFromFeatures(r->jsonb, values, nulls))
 		: features_vector(r, values, nulls);
-	tuplestore_putvalues(r->rsinfo->setResult, r->rsinfo->setDesc, out, out_null);
+	ExecStoreMinimalTuple(form_row(r, key_null ? (Datum) 0 : key_text(r, key), key_null,
+								   features),
+						  r->row_slot, false);
+	tuplestore_puttupleslot(r->rsinfo->setResult, r->row_slot);
 	MemoryContextSwitchTo(old);
 	if ((++r->emitted & 255) == 0)
 	{
@@ -771,138 +1036,129 @@ emit_row(Replay *r, Datum key, bool key_null, const double *values, const bool *
 }
 
 /*
- * Replay one group, entity after entity.  A counting sort by entity number
- * lays out each entity's rows in scan order; an entity whose rows are not
- * in arrival order gets them sorted.  The events (and, with one group, the
- * keys) are copied into that order, and replayed in sequence by one
- * FsReplay.  With one group, each row is emitted as soon as it is computed
- * (entity after entity, then the rows that are no event of the group);
- * with several, the features go to their rows' results, emitted in scan
- * order by emit_rows.  Every copy to or from row order is a tight loop of
- * its own: visiting rows at random costs a cache miss each, and a tight
- * loop lets the CPU overlap them.
+ * Replay the records of one entity, in arrival order.  With one group,
+ * each row is emitted as soon as it is computed; with several, its
+ * features go to its row's results.
+ */
+static void
+replay_entity(Replay *r, GroupRows *gr, const char *records, uint32 count)
+{
+	int			nf = gr->gd->nfeatures;
+	double		values[FS_MAX_SPECS];
+	bool		nulls[FS_MAX_SPECS];
+
+	Assert(nf <= FS_MAX_SPECS);
+	FsReplayReset(gr->replay);
+	for (uint32 i = 0; i < count; i++)
+	{
+		const FsEvent *ev = (const FsEvent *) RECORD_AT(records, i, gr->stride);
+		const EventTrailer *trailer = RECORD_TRAILER(ev, gr);
+
+		if (FsEventIsLate(ev->time, FsReplayLatest(gr->replay)))
+		{
+			/* late: no features, not counted */
+			memset(values, 0, sizeof(double) * nf);
+			memset(nulls, true, nf);
+		}
+		else
+		{
+			FsReplayCompute(gr->replay, ev, values, nulls);
+			FsReplayAppend(gr->replay, ev);
+		}
+		if (r->row_keys)
+		{
+			double	   *row_values = r->values + (Size) trailer->row * r->nfeatures;
+			bool	   *row_nulls = r->nulls + (Size) trailer->row * r->nfeatures;
+
+			for (int f = 0; f < nf; f++)
+			{
+				row_values[gr->pos[f]] = values[f];
+				row_nulls[gr->pos[f]] = nulls[f];
+			}
+		}
+		else
+			emit_row(r, trailer->key, (trailer->entity & KEY_NULL) != 0, values, nulls);
+	}
+}
+
+/*
+ * Replay one group, partition after partition.  A partition's records are
+ * copied to "sorted" in entity order by a counting sort (ends: one counter
+ * per entity of the partition, plus one), which keeps each entity's in
+ * scan order; an entity's records are sorted further if they did not
+ * arrive in order, then replayed by one FsReplay.  With one group, the
+ * rows that are no event of it are emitted last, without features.
  */
 static void
 replay_group(Replay *r, GroupRows *gr)
 {
 	const FsGroupDef *gd = gr->gd;
-	Size		size = gd->event_size;
-	int			nf = gd->nfeatures;
-	bool		direct = r->sd->ngroups == 1;
-	bool		by_time = r->cols[r->order_col] == gd->time_attnum;
-	uint32	   *end = MemoryContextAllocHuge(r->cxt, sizeof(uint32) * ((Size) gr->nentities + 1));
-	uint32	   *perm;
-	uint32		nevents;
-	char	   *events;
-	Datum	   *keys = NULL;
-	bool	   *key_null = NULL;
-	double	   *values;
-	bool	   *nulls;
-	uint32		first = 0;
+	uint32		most = 0;
+	uint32	   *ends;
+	char	   *sorted;
 
-	/* counting sort: perm holds each entity's rows, entity after entity */
-	memset(end, 0, sizeof(uint32) * ((Size) gr->nentities + 1));
-	for (int64 row = 0; row < r->nrows; row++)
-		if (gr->entity[row] != NO_ENTITY)
-			end[gr->entity[row] + 1]++;
-	for (uint32 e = 0; e < gr->nentities; e++)
-		end[e + 1] += end[e];
-	nevents = end[gr->nentities];
-	perm = MemoryContextAllocHuge(r->cxt, sizeof(uint32) * Max(nevents, 1));
-	for (int64 row = 0; row < r->nrows; row++)
-		if (gr->entity[row] != NO_ENTITY)
-			perm[end[gr->entity[row]]++] = (uint32) row;
-	/* end[e] is now where e's rows end */
 	entmap_destroy(gr->entities);
 	gr->entities = NULL;
-
-	/* arrival order within each entity, read from the events if it is their time */
-	events = MemoryContextAllocHuge(r->cxt, size * Max(nevents, 1));
-	if (!by_time)
-		sort_entities(r, perm, end, gr->nentities);
-	for (uint32 i = 0; i < nevents; i++)
-		memcpy(events + i * size, gr->events + (Size) perm[i] * size, size);
-	if (by_time && !sort_entities_by_time(r, perm, end, gr->nentities, events, size))
+	for (int p = 0; p < PARTITIONS; p++)
 	{
-		for (uint32 i = 0; i < nevents; i++)
-			memcpy(events + i * size, gr->events + (Size) perm[i] * size, size);
+		if (gr->parts[p].tail)
+			gr->parts[p].tail->count = gr->parts[p].used;
+		most = Max(most, gr->parts[p].count);
 	}
-	if (direct)
-	{
-		keys = MemoryContextAllocHuge(r->cxt, sizeof(Datum) * Max(nevents, 1));
-		key_null = MemoryContextAllocHuge(r->cxt, sizeof(bool) * Max(nevents, 1));
-		for (uint32 i = 0; i < nevents; i++)
-		{
-			keys[i] = r->keys[perm[i]];
-			key_null[i] = r->key_null[perm[i]];
-		}
-		values = palloc(sizeof(double) * nf);
-		nulls = palloc(sizeof(bool) * nf);
-	}
-	else
-	{
-		values = MemoryContextAllocHuge(r->cxt, sizeof(double) * nf * Max(nevents, 1));
-		nulls = MemoryContextAllocHuge(r->cxt, sizeof(bool) * nf * Max(nevents, 1));
-	}
+	ends = palloc(sizeof(uint32) * (gr->nentities / PARTITIONS + 2));
+	sorted = MemoryContextAllocHuge(r->cxt, Max((Size) most * gr->stride, 1));
+	gr->replay = FsReplayCreate(r->cxt, gd->specs, gd->nfeatures, gd->event_size,
+								gd->retain);
 
-	/* replay */
-	gr->replay = FsReplayCreate(r->cxt, gd->specs, nf, size, gd->retain);
-	first = 0;
-	for (uint32 e = 0; e < gr->nentities; e++)
+	for (uint32 p = 0; p < PARTITIONS; p++)
 	{
-		FsReplayReset(gr->replay);
-		for (uint32 i = first; i < end[e]; i++)
-		{
-			const FsEvent *ev = FS_EVENT_AT(events, i, size);
-			double	   *v = direct ? values : values + (Size) i * nf;
-			bool	   *n = direct ? nulls : nulls + (Size) i * nf;
+		uint32		nlocal = p < gr->nentities ? (gr->nentities - p - 1) / PARTITIONS + 1 : 0;
+		uint32		first = 0;
 
-			if (FsEventIsLate(ev->time, FsReplayLatest(gr->replay)))
-				memset(n, true, nf);	/* late: no features, not counted */
-			else
+		/* counting sort by entity: ends[e + 1] counts e's records, ... */
+		memset(ends, 0, sizeof(uint32) * (nlocal + 1));
+		for (EventBlock *block = gr->parts[p].head; block; block = block->next)
+			for (uint32 i = 0; i < block->count; i++)
 			{
-				FsReplayCompute(gr->replay, ev, v, n);
-				FsReplayAppend(gr->replay, ev);
+				const char *rec = RECORD_AT(BLOCK_RECORDS(block), i, gr->stride);
+
+				ends[(RECORD_TRAILER(rec, gr)->entity & ~KEY_NULL) + 1]++;
 			}
-			if (direct)
-				emit_row(r, keys[i], key_null[i], values, nulls);
-		}
-		first = end[e];
-		if ((e & 255) == 0)
-			CHECK_FOR_INTERRUPTS();
-	}
-	pfree(events);
-	pfree(gr->events);
-	gr->events = NULL;
-
-	if (direct)
-	{
-		/* the rows that are no event: no features */
-		memset(nulls, true, nf);
-		for (int64 row = 0; row < r->nrows; row++)
-			if (gr->entity[row] == NO_ENTITY)
-				emit_row(r, r->keys[row], r->key_null[row], values, nulls);
-		pfree(keys);
-		pfree(key_null);
-	}
-	else
-	{
-		for (uint32 i = 0; i < nevents; i++)
-		{
-			double	   *row_values = r->values + (Size) perm[i] * r->nfeatures;
-			bool	   *row_nulls = r->nulls + (Size) perm[i] * r->nfeatures;
-
-			for (int f = 0; f < nf; f++)
+		for (uint32 e = 0; e < nlocal; e++)
+			ends[e + 1] += ends[e];
+		/* ... then ends[e] where e's records start, moved on to where they end */
+		for (EventBlock *block = gr->parts[p].head; block; block = block->next)
+			for (uint32 i = 0; i < block->count; i++)
 			{
-				row_values[gr->pos[f]] = values[(Size) i * nf + f];
-				row_nulls[gr->pos[f]] = nulls[(Size) i * nf + f];
+				const char *rec = RECORD_AT(BLOCK_RECORDS(block), i, gr->stride);
+				uint32		e = RECORD_TRAILER(rec, gr)->entity & ~KEY_NULL;
+
+				memcpy(RECORD_AT(sorted, ends[e]++, gr->stride), rec, gr->stride);
 			}
+
+		for (uint32 e = 0; e < nlocal; e++)
+		{
+			char	   *records = RECORD_AT(sorted, first, gr->stride);
+
+			sort_entity(r, gr, records, ends[e] - first);
+			replay_entity(r, gr, records, ends[e] - first);
+			first = ends[e];
+			if ((e & 255) == 0)
+				CHECK_FOR_INTERRUPTS();
 		}
 	}
-	pfree(values);
-	pfree(nulls);
-	pfree(perm);
-	pfree(end);
+	pfree(sorted);
+	pfree(ends);
+
+	if (!r->row_keys)
+	{
+		double		values[FS_MAX_SPECS] = {0};
+		bool		nulls[FS_MAX_SPECS];
+
+		memset(nulls, true, sizeof(nulls));
+		for (int64 i = 0; i < r->nloose; i++)
+			emit_row(r, r->loose_keys[i], r->loose_null[i], values, nulls);
+	}
 }
 
 static int
@@ -1005,13 +1261,9 @@ prepare_replay(Replay *r, Relation rel, const char *key_column, const char *orde
 	prepare_key(r, TupleDescAttr(desc, key_attnum - 1));
 	prepare_order(r, TupleDescAttr(desc, order_attnum - 1));
 
-	r->capacity = reltuples > 0 ? Min((int64) (reltuples * 1.05) + 1024, MAX_ROWS) : 1024;
-	r->keys = MemoryContextAllocHuge(r->cxt, sizeof(Datum) * r->capacity);
-	r->key_null = MemoryContextAllocHuge(r->cxt, sizeof(bool) * r->capacity);
-	r->order = MemoryContextAllocHuge(r->cxt, sizeof(Datum) * r->capacity);
-	r->order_null = MemoryContextAllocHuge(r->cxt, sizeof(bool) * r->capacity);
 	r->groups = palloc0(sizeof(GroupRows) * r->sd->ngroups);
 	r->features = source_features(r->sd, &r->nfeatures, r->groups);
+	r->row_keys = r->sd->ngroups > 1;
 	for (int g = 0; g < r->sd->ngroups; g++)
 	{
 		GroupRows  *gr = &r->groups[g];
@@ -1022,10 +1274,27 @@ prepare_replay(Replay *r, Relation rel, const char *key_column, const char *orde
 		gr->time_col = column_index(r, gd->time_attnum);
 		for (int i = 0; i < gd->nslots; i++)
 			gr->slot_col[i] = column_index(r, gd->slots[i].attnum);
-		gr->entity = MemoryContextAllocHuge(r->cxt, sizeof(uint32) * r->capacity);
-		gr->events = MemoryContextAllocHuge(r->cxt, gd->event_size * r->capacity);
+		gr->by_time = gr->time_col == r->order_col;
+		if (!gr->by_time)
+			r->row_order = true;
+		gr->stride = MAXALIGN(gd->event_size) + MAXALIGN(sizeof(EventTrailer));
 		gr->entities = entmap_create(r->cxt, 1024, NULL);
+		gr->staged = palloc(STAGED_ROWS * gr->stride);
 	}
+
+	r->capacity = reltuples > 0 ? Min((int64) (reltuples * 1.05) + 1024, MAX_ROWS) : 1024;
+	if (r->row_keys)
+	{
+		r->keys = MemoryContextAllocHuge(r->cxt, sizeof(Datum) * r->capacity);
+		r->key_null = MemoryContextAllocHuge(r->cxt, sizeof(bool) * r->capacity);
+	}
+	if (r->row_order)
+	{
+		r->order = MemoryContextAllocHuge(r->cxt, sizeof(Datum) * r->capacity);
+		r->order_null = MemoryContextAllocHuge(r->cxt, sizeof(bool) * r->capacity);
+	}
+	r->key_buf = palloc(VARHDRSZ + MAXINT8LEN + 1);
+	r->vector_buf = palloc(ARR_OVERHEAD_WITHNULLS(1, r->nfeatures) + sizeof(double) * r->nfeatures);
 }
 
 /* feature_history and feature_vectors: read, replay, emit. */
@@ -1059,6 +1328,13 @@ replay_source(FunctionCallInfo fcinfo, BatchForm form)
 
 	r.form = form;
 	r.rsinfo = rsinfo;
+	if (rsinfo->setDesc->natts != 2 ||
+		TupleDescAttr(rsinfo->setDesc, 0)->attlen != -1 ||
+		TupleDescAttr(rsinfo->setDesc, 1)->attlen != -1)
+		elog(ERROR, "unexpected result type of a batch function");
+	r.row_size = 1024;
+	r.row_buf = palloc(r.row_size);
+	r.row_slot = MakeSingleTupleTableSlot(rsinfo->setDesc, &TTSOpsMinimalTuple);
 	if (form == FORM_JSONB)
 		prepare_jsonb(&r);
 	if (r.sd->ngroups > 1)
@@ -1072,6 +1348,7 @@ replay_source(FunctionCallInfo fcinfo, BatchForm form)
 	if (r.sd->ngroups > 1)
 		emit_rows(&r);
 
+	ExecDropSingleTupleTableSlot(r.row_slot);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(r.cxt);
 	table_close(rel, NoLock);	/* the lock is kept until the end of the transaction */

@@ -223,23 +223,34 @@ dd_mul(const double *dd, double b, double *out)
 	two_sum(p, e, &out[0], &out[1]);
 }
 
-/* Add (sign 1) or remove (sign -1) one value. */
+/*
+ * Add (sign 1) or remove (sign -1) one finite value: count, sum and sum of
+ * squares, wherever they are kept (Moments, or a running summary).
+ */
 static inline void
-moments_change(Moments *m, double x, double sign)
+finite_change(double *n, double *sum, double *sumsq, double x, double sign)
 {
 	double		hi,
 				lo;
 
-	m->n += sign;
+	*n += sign;
+	dd_add(sum, sign * x, 0.0);
+	two_prod(x, x, &hi, &lo);
+	dd_add(sumsq, sign * hi, sign * lo);
+}
+
+/* Add (sign 1) or remove (sign -1) one value. */
+static inline void
+moments_change(Moments *m, double x, double sign)
+{
 	if (!isfinite(x))
 	{
+		m->n += sign;
 		m->nspecial += (int) sign;
 		m->special = m->nspecial > 0 ? m->special + sign * x : 0.0;
 		return;
 	}
-	dd_add(m->sum, sign * x, 0.0);
-	two_prod(x, x, &hi, &lo);
-	dd_add(m->sumsq, sign * hi, sign * lo);
+	finite_change(&m->n, m->sum, m->sumsq, x, sign);
 }
 
 static inline void
@@ -493,7 +504,7 @@ finish_feature(const FsWindowSpec *spec, Accum *acc, const FsEvent *cur,
 	bool		has_slot = spec->slot != FS_NO_SLOT;
 	bool		cur_null = has_slot && FS_EVENT_ISNULL(cur, spec->slot);
 	double		x = (has_slot && !cur_null) ? cur->values[spec->slot] : 0.0;
-	Moments		all;
+	const Moments *all = &acc->all;
 	double		sd;
 
 	if (!acc->have_all)
@@ -503,34 +514,33 @@ finish_feature(const FsWindowSpec *spec, Accum *acc, const FsEvent *cur,
 			moments_add(&acc->all, x);
 		acc->have_all = true;
 	}
-	all = acc->all;
 
 	switch (spec->agg)
 	{
 		case FS_AGG_COUNT:
 			if (has_slot)
-				*result = all.n;
+				*result = all->n;
 			else
 				*result = (double) (acc->count + (probe ? 0 : 1));
 			return true;
 		case FS_AGG_SUM:
-			*result = moments_sum(&all);
-			return all.n > 0.0;
+			*result = moments_sum(all);
+			return all->n > 0.0;
 		case FS_AGG_AVG:
-			*result = moments_avg(&all);
-			return all.n > 0.0;
+			*result = moments_avg(all);
+			return all->n > 0.0;
 		case FS_AGG_MIN:
-			if (all.n == 0.0)
+			if (all->n == 0.0)
 				return false;
 			*result = acc->m.n == 0.0 ? x : (cur_null ? acc->min : Min(acc->min, x));
 			return true;
 		case FS_AGG_MAX:
-			if (all.n == 0.0)
+			if (all->n == 0.0)
 				return false;
 			*result = acc->m.n == 0.0 ? x : (cur_null ? acc->max : Max(acc->max, x));
 			return true;
 		case FS_AGG_STDDEV:
-			return moments_stddev(&all, result);
+			return moments_stddev(all, result);
 		case FS_AGG_ZSCORE:
 			if (cur_null || !moments_stddev(&acc->m, &sd) || sd == 0.0)
 				return false;
@@ -620,23 +630,18 @@ slide_moments(const FsSlide *slide)
 	return m;
 }
 
-static inline void
-slide_store_moments(FsSlide *slide, const Moments *m)
-{
-	slide->u.stats.n = m->n;
-	slide->u.stats.sum[0] = m->sum[0];
-	slide->u.stats.sum[1] = m->sum[1];
-	slide->u.stats.sumsq[0] = m->sumsq[0];
-	slide->u.stats.sumsq[1] = m->sumsq[1];
-}
+/*
+ * The running summaries' operations are static here and exported by
+ * FsSlideAdd and the others below: the replays call them directly, or
+ * inline them, rather than through the library's exported symbols.
+ */
 
 /* Add the entity's newest event (no event of the window is newer). */
-void
-FsSlideAdd(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
+static inline void
+slide_add(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
 {
 	if (reads_value_stats(spec))
 	{
-		Moments		m;
 		double		x;
 
 		if (spec->slot == FS_NO_SLOT)
@@ -652,17 +657,15 @@ FsSlideAdd(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
 			slide->flags |= FS_SLIDE_STALE;
 			return;
 		}
-		m = slide_moments(slide);
-		moments_add(&m, x);
-		slide_store_moments(slide, &m);
-		if (m.n == 1.0 || x < slide->u.stats.min)
+		finite_change(&slide->u.stats.n, slide->u.stats.sum, slide->u.stats.sumsq, x, 1.0);
+		if (slide->u.stats.n == 1.0 || x < slide->u.stats.min)
 		{
 			slide->u.stats.min = x;
 			slide->u.stats.nmin = 0;
 		}
 		if (x == slide->u.stats.min)
 			slide->u.stats.nmin++;
-		if (m.n == 1.0 || x > slide->u.stats.max)
+		if (slide->u.stats.n == 1.0 || x > slide->u.stats.max)
 		{
 			slide->u.stats.max = x;
 			slide->u.stats.nmax = 0;
@@ -729,10 +732,9 @@ FsSlideAdd(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
 }
 
 /* Remove the oldest event of a stats summary's window. */
-void
-FsSlideRemove(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
+static inline void
+slide_remove(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
 {
-	Moments		m;
 	double		x;
 
 	Assert(reads_value_stats(spec));
@@ -756,9 +758,7 @@ FsSlideRemove(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
 			slide->flags |= FS_SLIDE_STALE;
 		return;
 	}
-	m = slide_moments(slide);
-	moments_change(&m, x, -1.0);
-	slide_store_moments(slide, &m);
+	finite_change(&slide->u.stats.n, slide->u.stats.sum, slide->u.stats.sumsq, x, -1.0);
 	/* the last copy of the minimum or maximum leaves: find the next one */
 	if ((x == slide->u.stats.min && --slide->u.stats.nmin == 0) ||
 		(x == slide->u.stats.max && --slide->u.stats.nmax == 0))
@@ -769,13 +769,31 @@ FsSlideRemove(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
 #define FS_SLIDE_REFOLD_EVERY	64
 
 /* Whether the caller must rebuild the summary from the window's events. */
-bool
-FsSlideNeedsRefold(const FsWindowSpec *spec, const FsSlide *slide)
+static inline bool
+slide_needs_refold(const FsWindowSpec *spec, const FsSlide *slide)
 {
 	if (slide->flags & FS_SLIDE_STALE)
 		return true;
 	return spec->agg == FS_AGG_DISTINCT && (slide->flags & FS_SLIDE_OVERFLOW) &&
 		slide->changes >= FS_SLIDE_REFOLD_EVERY;
+}
+
+void
+FsSlideAdd(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
+{
+	slide_add(spec, slide, event);
+}
+
+void
+FsSlideRemove(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
+{
+	slide_remove(spec, slide, event);
+}
+
+bool
+FsSlideNeedsRefold(const FsWindowSpec *spec, const FsSlide *slide)
+{
+	return slide_needs_refold(spec, slide);
 }
 
 /*
@@ -874,8 +892,30 @@ finish_all(const FsWindowSpec *specs, int nspecs, Accum *acc,
 			result[f] = 0.0;
 	}
 	for (int f = 0; f < nspecs; f++)
-		if (acc[f].set)
+		if (specs[f].shares == 0 && acc[f].set)
 			pfree(acc[f].set);
+}
+
+/*
+ * Start the accumulators of a computation: those of features that own
+ * one.  Fields read only once set (prev_*, the set's slots, all) are left.
+ */
+static inline void
+clear_accums(const FsWindowSpec *specs, int nspecs, Accum *acc)
+{
+	for (int f = 0; f < nspecs; f++)
+	{
+		if (specs[f].shares != 0)
+			continue;
+		acc[f].count = 0;
+		memset(&acc[f].m, 0, sizeof(Moments));
+		acc[f].min = acc[f].max = 0.0;
+		acc[f].have_prev = false;
+		acc[f].set = NULL;
+		acc[f].set_size = acc[f].set_used = 0;
+		acc[f].set_has_zero = false;
+		acc[f].have_all = false;
+	}
 }
 
 /*
@@ -894,7 +934,7 @@ FsWindowCompute(const FsWindowSpec *specs, int nspecs, Size event_size,
 	int64		longest = 0;
 
 	Assert(nspecs <= FS_MAX_SPECS);
-	memset(acc, 0, sizeof(Accum) * nspecs);
+	clear_accums(specs, nspecs, acc);
 	for (int f = 0; f < nspecs; f++)
 		longest = Max(longest, specs[f].window);
 	fold_runs(specs, nspecs, event_size, acc, NULL, longest, runs, nruns, current);
@@ -925,7 +965,7 @@ FsWindowComputeSlid(const FsWindowSet *set, Size event_size,
 	bool		scan = false;
 
 	Assert(nspecs <= FS_MAX_SPECS);
-	memset(acc, 0, sizeof(Accum) * nspecs);
+	clear_accums(specs, nspecs, acc);
 	memset(done, 0, sizeof(bool) * nspecs);
 	for (int f = 0; f < nspecs; f++)
 	{
@@ -953,7 +993,10 @@ FsWindowComputeSlid(const FsWindowSet *set, Size event_size,
  * each front as an index into the history.  Values are therefore the
  * online ones, bit for bit, at O(1) per event while events arrive in time
  * order; after an event out of time order, the events are scanned until
- * every window has moved past it, as online.
+ * every window has moved past it, as online.  A summary that goes stale
+ * as its front moves to the scored event's window (its minimum or
+ * maximum left) is refolded there and then, which gives the values a
+ * scan would, so that the event is not scanned for as well.
  */
 struct FsReplay
 {
@@ -970,6 +1013,7 @@ struct FsReplay
 	bool		valid;			/* the summaries hold their windows */
 	int			nslides;
 	FsSlide    *slides;			/* one per accumulator */
+	int		   *spec_of;		/* per accumulator: its spec */
 	int64	   *front;			/* sequence number of each stats front */
 	const FsSlide **slide_of;	/* per spec: its summary, for the math */
 	MemoryContext cxt;
@@ -996,8 +1040,16 @@ FsReplayCreate(MemoryContext cxt, const FsWindowSpec *specs, int nspecs,
 		if (specs[f].shares == 0)
 			r->nslides++;
 	r->slides = MemoryContextAllocZero(cxt, sizeof(FsSlide) * Max(r->nslides, 1));
+	r->spec_of = MemoryContextAllocZero(cxt, sizeof(int) * Max(r->nslides, 1));
 	r->front = MemoryContextAllocZero(cxt, sizeof(int64) * Max(r->nslides, 1));
 	r->slide_of = MemoryContextAllocZero(cxt, sizeof(FsSlide *) * Max(nspecs, 1));
+	for (int f = 0, j = 0; f < nspecs; f++)
+	{
+		if (specs[f].shares != 0)
+			continue;
+		r->spec_of[j] = f;
+		r->slide_of[f] = &r->slides[j++];
+	}
 	FsReplayReset(r);
 	return r;
 }
@@ -1031,15 +1083,15 @@ replay_walk(const FsReplay *r, const FsWindowSpec *spec, FsSlide *slide,
 	int64		end = r->base + r->count;
 
 	while (front < end && REPLAY_EVENT(r, front)->time <= limit)
-		FsSlideRemove(spec, slide, REPLAY_EVENT(r, front++));
+		slide_remove(spec, slide, REPLAY_EVENT(r, front++));
 	return front;
 }
 
-/* Rebuild summary j from the history. */
+/* Rebuild summary j from the history, for the window ending at time t. */
 static void
-replay_refold(FsReplay *r, const FsWindowSpec *spec, int j)
+replay_refold(FsReplay *r, const FsWindowSpec *spec, int j, TimestampTz t)
 {
-	TimestampTz limit = r->latest - spec->window;
+	TimestampTz limit = t - spec->window;
 	int64		end = r->base + r->count;
 	int64		seq = r->base + r->start;
 
@@ -1048,7 +1100,7 @@ replay_refold(FsReplay *r, const FsWindowSpec *spec, int j)
 		seq++;
 	r->front[j] = seq;
 	for (; seq < end; seq++)
-		FsSlideAdd(spec, &r->slides[j], REPLAY_EVENT(r, seq));
+		slide_add(spec, &r->slides[j], REPLAY_EVENT(r, seq));
 }
 
 /*
@@ -1070,16 +1122,18 @@ FsReplayCompute(FsReplay *r, const FsEvent *current, double *result,
 						current, false, result, isnull);
 		return;
 	}
-	for (int f = 0, j = 0; f < r->set.nspecs; f++)
+	for (int j = 0; j < r->nslides; j++)
 	{
-		const FsWindowSpec *spec = &r->set.specs[f];
+		const FsWindowSpec *spec = &r->set.specs[r->spec_of[j]];
 
-		if (spec->shares != 0)
-			continue;
-		if (FsSlideIsStats(spec))
+		if (reads_value_stats(spec))
+		{
 			r->front[j] = replay_walk(r, spec, &r->slides[j], r->front[j],
 									  current->time - spec->window);
-		r->slide_of[f] = &r->slides[j++];
+			/* a minimum or maximum left: refold now rather than scan */
+			if (slide_needs_refold(spec, &r->slides[j]))
+				replay_refold(r, spec, j, current->time);
+		}
 	}
 	FsWindowComputeSlid(&r->set, r->event_size, r->slide_of, &run, 1, NULL,
 						current, false, result, isnull);
@@ -1125,27 +1179,24 @@ FsReplayAppend(FsReplay *r, const FsEvent *event)
 		   FS_EVENT_AT(r->events, r->start, size)->time <= r->latest - r->retain)
 		r->start++;
 
-	for (int f = 0, j = 0; f < r->set.nspecs; f++)
+	for (int j = 0; j < r->nslides; j++)
 	{
-		const FsWindowSpec *spec = &r->set.specs[f];
+		const FsWindowSpec *spec = &r->set.specs[r->spec_of[j]];
 
-		if (spec->shares != 0)
-			continue;
 		if (!r->valid)
 		{
 			if (r->latest >= r->blocked_until)
-				replay_refold(r, spec, j);
+				replay_refold(r, spec, j, r->latest);
 		}
 		else
 		{
-			FsSlideAdd(spec, &r->slides[j], event);
-			if (FsSlideIsStats(spec))
+			slide_add(spec, &r->slides[j], event);
+			if (reads_value_stats(spec))
 				r->front[j] = replay_walk(r, spec, &r->slides[j], r->front[j],
 										  r->latest - spec->window);
-			if (FsSlideNeedsRefold(spec, &r->slides[j]))
-				replay_refold(r, spec, j);
+			if (slide_needs_refold(spec, &r->slides[j]))
+				replay_refold(r, spec, j, r->latest);
 		}
-		j++;
 	}
 	if (r->latest >= r->blocked_until)
 		r->valid = true;
