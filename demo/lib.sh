@@ -69,7 +69,10 @@ demo_stream() {
     "$top/test/listen/fs_listen" --idle 86400 --ready "$W/listen.ready" "$conninfo" \
         fraudstream_alerts >"$W/alerts.tsv" 2>"$W/listen.log" &
     DEMO_PIDS+=($!)
-    for ((i = 0; i < 100 && ! -e "$W/listen.ready"; i++)); do sleep 0.1; done
+    for ((i = 0; i < 100; i++)); do
+        [ -e "$W/listen.ready" ] && break
+        sleep 0.1
+    done
     [ -e "$W/listen.ready" ] || { echo "demo: fs_listen did not start" >&2; cat "$W/listen.log" >&2; return 1; }
     if [ "$lines" -gt 0 ]; then
         tail -n +1 -F "$W/alerts.tsv" 2>/dev/null | perl "$top/demo/alerts.pl" "$lines" &
@@ -117,7 +120,7 @@ demo_status() {
         line=$(demo_psql -At -F ' ' -c "SELECT
             (SELECT messages FROM fraudstream.source_stats WHERE source = 'transactions'),
             (SELECT messages FROM fraudstream.source_stats WHERE source = 'clickstream'),
-            (SELECT coalesce(sum(total_lag), 0) FROM fraudstream.source_stats),
+            (SELECT coalesce(sum(lag), 0) FROM fraudstream.source_stats),
             (SELECT coalesce(max(id), 0) FROM fraudstream.alerts)" 2>/dev/null) || continue
         set -- $line
         printf -- '-- %3d s: %s transactions and %s clickstream events ingested, lag %s, %s alerts\n' \

@@ -23,7 +23,7 @@ SELECT count(*) AS notifications,
   FROM alert_rx r JOIN txn t ON t.txn_id = r.row_key::bigint;
 
 \echo 'Scoring inside PostgreSQL (fraudstream.model_stats), µs per row:'
-SELECT model, version, rows_scored, alerts, p50_us, p99_us FROM fraudstream.model_stats;
+SELECT model, version, rows_scored, alerts, round(latency_p50_us) AS p50_us, round(latency_p99_us) AS p99_us FROM fraudstream.model_stats;
 
 \echo 'Detection per injected pattern, over the scored rows (recall: share of the pattern''s transactions alerted; precision: share of the alerts raised by the pattern''s rules that are fraud):'
 WITH patterns(pattern, prefix, ord) AS (
