@@ -64,7 +64,7 @@ all install installcheck:
 endif
 
 # Everything a fresh Debian 12 machine needs to build, test and run the demo.
-.PHONY: deps test bench demo
+.PHONY: deps test bench demo demo-eval
 deps:
 	test/install-deps.sh
 
@@ -80,3 +80,7 @@ bench: deps
 # The live demo: stream, score, alert, summarise, stop (see demo/run.sh).
 demo: deps
 	demo/run.sh
+
+# The demo model in steady state, offline (see demo/evaluate.sh).
+demo-eval: deps
+	demo/evaluate.sh
