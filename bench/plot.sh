@@ -25,7 +25,7 @@ trap 'rm -rf "$tmp"' EXIT
 
 # Latency distribution.
 plots=()
-for f in "$dir"/e2e_latency_*.dat; do
+for f in $(ls "$dir"/e2e_latency_*.dat 2>/dev/null | sort -V); do
     [ -s "$f" ] || continue
     rate=$(basename "$f" .dat)
     rate=${rate#e2e_latency_}

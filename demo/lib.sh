@@ -106,7 +106,7 @@ demo_stream() {
     demo_stop_clients
     perl -ne 'print "$2\t$1\n" if /^(\d+)\t.*"row_key": *"([^"]*)"/' "$W/alerts.tsv" >"$W/alert_rx.tsv"
     chmod 644 "$W/alert_rx.tsv"
-    demo_psql -c "DROP TABLE IF EXISTS alert_rx" \
+    demo_psql -c "SET client_min_messages = warning" -c "DROP TABLE IF EXISTS alert_rx" \
         -c "CREATE TABLE alert_rx (row_key text, received_us bigint)" \
         -c "\\copy alert_rx FROM '$W/alert_rx.tsv'"
 }
