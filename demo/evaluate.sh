@@ -56,7 +56,7 @@ chmod 644 "$W"/eval/*.csv
 [ "$(id -u)" -ne 0 ] || chown -R "$FS_PG_USER": "$W/demo" "$W/eval"
 
 echo "== load in event-time order, scoring after $WARMUP minutes"
-demo_psql <<SQL
+demo_psql >"$W/eval/load.log" <<SQL
 CREATE EXTENSION fraudstream;
 \\ir $W/demo/tables.sql
 CREATE TABLE clicks (event_id bigint, ts timestamptz, account_id bigint, customer_id bigint,
@@ -83,7 +83,7 @@ BEGIN
     END LOOP;
 END \$\$;
 SELECT min(ts) AS t0, min(ts) + interval '$WARMUP minutes' AS tw, max(ts) AS tend FROM txn_in \\gset
-CALL replay(:'t0', :'tw' - interval '20 seconds');
+CALL replay(:'t0', :'tw'::timestamptz - interval '20 seconds');
 SELECT fraudstream.attach('txn', key_column => 'txn_id', score_column => 'score',
                           model => 'demo', store_scores => false);
 CALL replay(:'tw', :'tend');
