@@ -1,14 +1,18 @@
 #!/usr/bin/perl
-# alerts.pl: print fs_listen's notifications (lines "<receive µs> TAB
-# <payload>" on stdin) as one short line per alert, at most N lines per
-# second (argument, default 5); the alerts of a second beyond that are
-# counted on one line instead.
+# alerts.pl: follow the file fs_listen writes (lines "<receive µs> TAB
+# <payload>") and print one short line per alert, at most N lines per
+# second (default 5); the alerts of a second beyond that are counted on one
+# line instead.  Runs until killed.
+#
+#   alerts.pl FILE [N]
 use strict;
 use warnings;
 use JSON::PP;
 use POSIX qw(strftime);
 
-my $max = shift // 5;
+my ($file, $max) = @ARGV;
+$max //= 5;
+open(my $in, "<", $file) or die "alerts.pl: cannot open $file: $!\n";
 my $json = JSON::PP->new;
 $| = 1;
 
@@ -20,8 +24,18 @@ sub flush_skipped
 	$skipped = 0;
 }
 
-while (my $line = <STDIN>)
+for (;;)
 {
+	my $line = <$in>;
+	if (!defined $line or $line !~ /\n\z/)
+	{
+		# At the end of the file (or of a line still being written): wait.
+		seek($in, -length($line), 1) if defined $line;
+		flush_skipped() if $skipped and time() > $second + 1;
+		select(undef, undef, undef, 0.1);
+		seek($in, 0, 1);
+		next;
+	}
 	chomp $line;
 	my ($us, $payload) = split /\t/, $line, 2;
 	next unless defined $payload;
@@ -44,4 +58,3 @@ while (my $line = <STDIN>)
 	  strftime('%H:%M:%S', localtime($s)), int($us / 1000) % 1000, $a->{alert_id}, $a->{row_key},
 	  $e->{card_id} // '-', $e->{merchant_id} // '-', $a->{score}, $rules;
 }
-flush_skipped();

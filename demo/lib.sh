@@ -75,7 +75,7 @@ demo_stream() {
     done
     [ -e "$W/listen.ready" ] || { echo "demo: fs_listen did not start" >&2; cat "$W/listen.log" >&2; return 1; }
     if [ "$lines" -gt 0 ]; then
-        tail -n +1 -F "$W/alerts.tsv" 2>/dev/null | perl "$top/demo/alerts.pl" "$lines" &
+        perl "$top/demo/alerts.pl" "$W/alerts.tsv" "$lines" &
         DEMO_PIDS+=($!)
     fi
     [ "${DEMO_NO_EVENTS:-0}" = 1 ] && extra+=(--no-events)
