@@ -64,7 +64,7 @@ all install installcheck:
 endif
 
 # Everything a fresh Debian 12 machine needs to build, test and run the demo.
-.PHONY: deps test bench
+.PHONY: deps test bench demo demo-eval
 deps:
 	test/install-deps.sh
 
@@ -76,3 +76,11 @@ test: deps
 # Every benchmark, in one run, against private servers (see bench/run.sh).
 bench: deps
 	bench/run.sh
+
+# The live demo: stream, score, alert, summarise, stop (see demo/run.sh).
+demo: deps
+	demo/run.sh
+
+# The demo model in steady state, offline (see demo/evaluate.sh).
+demo-eval: deps
+	demo/evaluate.sh

@@ -14,7 +14,8 @@
 #    "targets": [{"metric": ..., "target": ..., "reached": value, "met": bool}]}
 # Ratios compare against a baseline measured in the same run: no figure is
 # compared with a number recorded elsewhere.  The merged results go to
-# bench/results/latest.json and bench/results/latest.md.
+# bench/results/latest.json and bench/results/latest.md, and bench/plot.sh
+# draws PNG plots of them there.
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -59,3 +60,6 @@ mkdir -p "$top/bench/results"
 perl "$top/bench/report.pl" "$out" "$top/bench/results/latest.json" \
     "$top/bench/results/latest.md"
 cat "$top/bench/results/latest.md"
+# PNG plots: latency distribution, throughput against the baselines.
+"$top/bench/plot.sh" "$top/bench/results/latest.json" "$out" "$top/bench/results" ||
+    echo "bench: plots failed" >&2

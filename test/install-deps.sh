@@ -4,7 +4,7 @@
 #
 #   - Debian packages: PostgreSQL 15 server and headers, librdkafka,
 #     pgTAP and pg_prove, IPC::Run (PostgreSQL's Perl TAP framework), kcat,
-#     a JDK and Maven (for the Kafka broker);
+#     a JDK and Maven (for the Kafka broker), gnuplot (benchmark plots);
 #   - the Apache Kafka 4.x broker jars, resolved by Maven from
 #     test/kafka/pom.xml into a local cache.
 #
@@ -29,6 +29,7 @@ packages=(
     maven
     procps
     bc
+    gnuplot-nox
 )
 
 missing=()
