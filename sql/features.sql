@@ -49,6 +49,10 @@ SELECT fraudstream.create_feature('f', 'txn_view', 'card', 'count', '1 hour');
 CREATE TABLE two_times (k text, a timestamptz, b timestamptz);
 SELECT fraudstream.create_feature('f', 'two_times', 'k', 'count', '1 hour');
 SELECT fraudstream.create_feature('f', 'two_times', 'k', 'count', '1 hour', time_column => 'b');
+CREATE TABLE with_generated (k text, ts timestamptz, kind text,
+    failed int GENERATED ALWAYS AS (CASE WHEN kind = 'failed' THEN 1 END) STORED);
+SELECT fraudstream.create_feature('f', 'with_generated', 'k', 'count', '1 hour', 'failed');
+DROP TABLE with_generated;
 SELECT fraudstream.drop_feature('f');
 SELECT fraudstream.drop_feature('no_such_feature');
 

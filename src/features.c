@@ -701,6 +701,13 @@ feature_column(Relation rel, const char *column, const char *role)
 				 errmsg("column \"%s\" of relation \"%s\" does not exist",
 						column, RelationGetRelationName(rel)),
 				 errdetail("It was given as the feature's %s.", role)));
+	if (TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attgenerated)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("column \"%s\" of relation \"%s\" is a generated column",
+						column, RelationGetRelationName(rel)),
+				 errdetail("Features read a row before PostgreSQL computes its generated columns."),
+				 errhint("Compute the value in the inserting statement or a BEFORE trigger instead.")));
 	return attnum;
 }
 
