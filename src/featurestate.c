@@ -889,6 +889,9 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 	const FsSlide *slide_of[FS_MAX_SPECS];
 	bool		summarised = false;
 	bool		scan = true;
+	int32		scan_from = FS_NONE;	/* where the scan starts; FS_NONE: first block */
+	int64		scan_window = 0;
+	bool		scan_all = false;
 
 	LWLockAcquire(lock, LW_SHARED);
 	e = FS_NONE;
@@ -919,14 +922,31 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 					walk_front(spec, &slides[j], slot->event_size,
 							   current->time - spec->window);
 				if (slides[j].flags & (FS_SLIDE_STALE | FS_SLIDE_OVERFLOW))
+				{
+					/*
+					 * A stale stats summary needs only the events from its
+					 * front on (arrival order is time order while summaries
+					 * exist); the longest such window decides where the
+					 * scan starts.  Anything else scans from the start.
+					 */
 					scan = true;
+					if (!FsSlideIsStats(spec) || slides[j].front_block == FS_NONE)
+						scan_all = true;
+					else if (spec->window > scan_window)
+					{
+						scan_window = spec->window;
+						scan_from = slides[j].front_block;
+					}
+				}
 				slide_of[f] = &slides[j++];
 			}
 		}
 		if (scan)
 		{
+			int32		first = (scan_all || scan_from == FS_NONE) ? ent->first_block : scan_from;
+
 			runs = palloc(sizeof(FsEventRun) * (ent->nevents + 1));
-			for (int32 b = ent->first_block; b != FS_NONE; b = blocks[b].next)
+			for (int32 b = first; b != FS_NONE; b = blocks[b].next)
 			{
 				runs[nruns].events = (const FsEvent *) blocks[b].data;
 				runs[nruns].count = blocks[b].count;

@@ -96,7 +96,7 @@ typedef struct FsWindowSet
 } FsWindowSet;
 
 /* Distinct values a running summary tracks before it overflows. */
-#define FS_SLIDE_DISTINCT	6
+#define FS_SLIDE_DISTINCT	16
 
 /* FsSlide.flags */
 #define FS_SLIDE_HAVE		0x01	/* last: an event is held */
