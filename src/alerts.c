@@ -77,15 +77,9 @@ insert_record(SPIPlanPtr *plan, const char *sql, const FsScoreRecord *rec,
 	Datum		values[7];
 	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
-	if (*plan == NULL)
-	{
-		Oid			types[7] = {OIDOID, TEXTOID, FLOAT8OID, TEXTOID, INT4OID, TEXTOID, JSONBOID};
+	Oid			types[7] = {OIDOID, TEXTOID, FLOAT8OID, TEXTOID, INT4OID, TEXTOID, JSONBOID};
 
-		*plan = SPI_prepare(sql, 7, types);
-		if (*plan == NULL)
-			elog(ERROR, "fraudstream: preparing \"%s\" failed", sql);
-		SPI_keepplan(*plan);
-	}
+	FsKeptPlan(plan, sql, 7, types);
 	values[0] = ObjectIdGetDatum(rec->relid);
 	values[1] = rec->row_key ? CStringGetTextDatum(rec->row_key) : (Datum) 0;
 	nulls[1] = rec->row_key ? ' ' : 'n';

@@ -963,39 +963,11 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 }
 
 /*
- * A number that changes whenever the entity's stored events change (an
- * append, which may also drop old events, or the entity going away): its
- * append clock, with bit 32 set while the entity exists.  0 when there is
- * no such entity.  See FsStateReplay.
+ * The entity's version (see FsStateVersion), and with a replay, its stored
+ * events appended to it in stored order, both under one lock.
  */
-uint64
-FsStateVersion(const FsEntityKey *key, uint32 layout)
-{
-	int			bucket = key_bucket(key);
-	LWLock	   *lock = partition_lock(bucket);
-	uint64		version = 0;
-
-	LWLockAcquire(lock, LW_SHARED);
-	if (pg_atomic_read_u32(&group_slot(key->group)->layout) == layout)
-	{
-		int32		e = find_entity(key, bucket);
-
-		if (e != FS_NONE)
-			version = ((uint64) 1 << 32) | entities[e].touch;
-	}
-	LWLockRelease(lock);
-	return version;
-}
-
-/*
- * Append the entity's stored events, in stored order, to a replay: for a
- * session whose own pending events of the entity are many, which then
- * computes their features with the replay's running summaries instead of
- * folding its pending events each time (online.c).  Returns the version
- * (FsStateVersion) of what was copied, read under the same lock.
- */
-uint64
-FsStateReplay(const FsEntityKey *key, uint32 layout, FsReplay *replay)
+static uint64
+entity_version(const FsEntityKey *key, uint32 layout, FsReplay *replay)
 {
 	int			bucket = key_bucket(key);
 	LWLock	   *lock = partition_lock(bucket);
@@ -1010,13 +982,39 @@ FsStateReplay(const FsEntityKey *key, uint32 layout, FsReplay *replay)
 		if (e != FS_NONE)
 		{
 			version = ((uint64) 1 << 32) | entities[e].touch;
-			for (int32 b = entities[e].first_block; b != FS_NONE; b = blocks[b].next)
-				for (int i = 0; i < blocks[b].count; i++)
-					FsReplayAppend(replay, FS_EVENT_AT(blocks[b].data, i, esize));
+			if (replay != NULL)
+				for (int32 b = entities[e].first_block; b != FS_NONE; b = blocks[b].next)
+					for (int i = 0; i < blocks[b].count; i++)
+						FsReplayAppend(replay, FS_EVENT_AT(blocks[b].data, i, esize));
 		}
 	}
 	LWLockRelease(lock);
 	return version;
+}
+
+/*
+ * A number that changes whenever the entity's stored events change (an
+ * append, which may also drop old events, or the entity going away): its
+ * append clock, with bit 32 set while the entity exists.  0 when there is
+ * no such entity.  See FsStateReplay.
+ */
+uint64
+FsStateVersion(const FsEntityKey *key, uint32 layout)
+{
+	return entity_version(key, layout, NULL);
+}
+
+/*
+ * Append the entity's stored events, in stored order, to a replay: for a
+ * session whose own pending events of the entity are many, which then
+ * computes their features with the replay's running summaries instead of
+ * folding its pending events each time (online.c).  Returns the version
+ * (FsStateVersion) of what was copied, read under the same lock.
+ */
+uint64
+FsStateReplay(const FsEntityKey *key, uint32 layout, FsReplay *replay)
+{
+	return entity_version(key, layout, replay);
 }
 
 /* Time of the entity's newest stored event, or DT_NOBEGIN. */

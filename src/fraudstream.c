@@ -26,6 +26,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/syscache.h"
 
@@ -149,6 +150,26 @@ FsSwitchToRelationOwner(Oid relid, FsSavedUser *saved)
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
 	switch_user(owner, saved);
+}
+
+/*
+ * The saved plan of a query fraudstream runs often (the scoring trigger's
+ * reads and writes), prepared on first use and kept for the session.
+ */
+SPIPlanPtr
+FsKeptPlan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "fraudstream: preparing \"%s\" failed: %s", sql,
+				 SPI_result_code_string(SPI_result));
+		SPI_keepplan(p);
+		*plan = p;
+	}
+	return *plan;
 }
 
 void

@@ -9,6 +9,7 @@
 #define FRAUDSTREAM_H
 
 #include "compat.h"
+#include "executor/spi.h"
 
 /* Set by the Makefile from fraudstream.control's default_version. */
 #ifndef FRAUDSTREAM_VERSION
@@ -33,5 +34,8 @@ typedef struct FsSavedUser
 extern void FsSwitchToSchemaOwner(FsSavedUser *saved);
 extern void FsSwitchToRelationOwner(Oid relid, FsSavedUser *saved);
 extern void FsRestoreUser(const FsSavedUser *saved);
+
+extern SPIPlanPtr FsKeptPlan(SPIPlanPtr *plan, const char *sql, int nargs,
+							 Oid *argtypes);
 
 #endif							/* FRAUDSTREAM_H */

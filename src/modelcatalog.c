@@ -107,16 +107,11 @@ load_active(const char *name)
 
 	FsSwitchToSchemaOwner(&saved);
 	SPI_connect();
-	if (plan == NULL)
 	{
 		Oid			argtype = TEXTOID;
 
-		plan = SPI_prepare("SELECT version, spec FROM fraudstream.models "
-						   "WHERE name = $1 AND active", 1, &argtype);
-		if (plan == NULL)
-			elog(ERROR, "fraudstream: preparing the model query failed: %s",
-				 SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
+		FsKeptPlan(&plan, "SELECT version, spec FROM fraudstream.models "
+				   "WHERE name = $1 AND active", 1, &argtype);
 	}
 	ret = SPI_execute_snapshot(plan, &arg, NULL, GetLatestSnapshot(),
 							   InvalidSnapshot, true, false, 1);

@@ -200,15 +200,11 @@ read_attachment(Oid relid, Attachment *a, char **key_column, char **score_column
 
 	FsSwitchToSchemaOwner(&saved);
 	SPI_connect();
-	if (plan == NULL)
 	{
 		Oid			argtype = OIDOID;
 
-		plan = SPI_prepare("SELECT key_column::text, score_column::text, model, store_scores "
-						   "FROM fraudstream.attachments WHERE relation = $1", 1, &argtype);
-		if (plan == NULL)
-			elog(ERROR, "fraudstream: preparing the attachment query failed");
-		SPI_keepplan(plan);
+		FsKeptPlan(&plan, "SELECT key_column::text, score_column::text, model, store_scores "
+				   "FROM fraudstream.attachments WHERE relation = $1", 1, &argtype);
 	}
 	if (SPI_execute_plan(plan, &arg, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "fraudstream: reading attachments failed");
