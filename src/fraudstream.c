@@ -172,6 +172,19 @@ FsKeptPlan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 	return *plan;
 }
 
+/*
+ * Run a statement through SPI (connected by the caller) as the current
+ * user, with parameters; anything but the expected result is an error.
+ */
+void
+FsSpiRun(const char *sql, int nargs, Oid *types, Datum *values, int expected)
+{
+	int			ret = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
+
+	if (ret != expected)
+		elog(ERROR, "fraudstream: \"%s\" failed: %s", sql, SPI_result_code_string(ret));
+}
+
 void
 FsRestoreUser(const FsSavedUser *saved)
 {

@@ -35,6 +35,8 @@ extern void FsSwitchToSchemaOwner(FsSavedUser *saved);
 extern void FsSwitchToRelationOwner(Oid relid, FsSavedUser *saved);
 extern void FsRestoreUser(const FsSavedUser *saved);
 
+extern void FsSpiRun(const char *sql, int nargs, Oid *types, Datum *values,
+					 int expected);
 extern SPIPlanPtr FsKeptPlan(SPIPlanPtr *plan, const char *sql, int nargs,
 							 Oid *argtypes);
 

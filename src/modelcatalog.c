@@ -169,16 +169,6 @@ FsActiveModel(const char *name)
 	return entry->model;
 }
 
-/* Run a parameterized statement through SPI as the caller. */
-static void
-run_statement(const char *sql, int nargs, Oid *types, Datum *values, int expected)
-{
-	int			ret = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
-
-	if (ret != expected)
-		elog(ERROR, "fraudstream: \"%s\" failed: %s", sql, SPI_result_code_string(ret));
-}
-
 static void
 check_model_name(const char *name)
 {
@@ -199,7 +189,7 @@ check_model_features(const FsModel *m)
 	{
 		Datum		arg = CStringGetTextDatum(m->features[f]);
 
-		run_statement("SELECT 1 FROM fraudstream.feature_definitions WHERE name = $1",
+		FsSpiRun("SELECT 1 FROM fraudstream.feature_definitions WHERE name = $1",
 					  1, &type, &arg, SPI_OK_SELECT);
 		if (SPI_processed == 0)
 			ereport(ERROR,
@@ -228,17 +218,17 @@ fraudstream_deploy_model(PG_FUNCTION_ARGS)
 	m = FsModelCompile(name, 0, spec, CurrentMemoryContext);
 	SPI_connect();
 	check_model_features(m);
-	run_statement("LOCK TABLE fraudstream.models IN SHARE ROW EXCLUSIVE MODE",
+	FsSpiRun("LOCK TABLE fraudstream.models IN SHARE ROW EXCLUSIVE MODE",
 				  0, NULL, NULL, SPI_OK_UTILITY);
 	values[0] = PG_GETARG_DATUM(0);
-	run_statement("SELECT coalesce(max(version), 0) + 1 FROM fraudstream.models WHERE name = $1",
+	FsSpiRun("SELECT coalesce(max(version), 0) + 1 FROM fraudstream.models WHERE name = $1",
 				  1, types, values, SPI_OK_SELECT);
 	version = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	values[1] = Int32GetDatum(version);
 	values[2] = JsonbPGetDatum(spec);
 	values[3] = CStringGetTextDatum(m->kind == FS_MODEL_RULES ? "rules" : "logistic");
 	values[4] = Float8GetDatum(m->threshold);
-	run_statement("INSERT INTO fraudstream.models (name, version, spec, kind, threshold) "
+	FsSpiRun("INSERT INTO fraudstream.models (name, version, spec, kind, threshold) "
 				  "VALUES ($1, $2, $3, $4, $5)", 5, types, values, SPI_OK_INSERT);
 	SPI_finish();
 	models_changed();
@@ -258,19 +248,19 @@ fraudstream_activate_model(PG_FUNCTION_ARGS)
 	Datum		values[2] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(1)};
 
 	SPI_connect();
-	run_statement("LOCK TABLE fraudstream.models IN SHARE ROW EXCLUSIVE MODE",
+	FsSpiRun("LOCK TABLE fraudstream.models IN SHARE ROW EXCLUSIVE MODE",
 				  0, NULL, NULL, SPI_OK_UTILITY);
-	run_statement("SELECT 1 FROM fraudstream.models WHERE name = $1 AND version = $2",
+	FsSpiRun("SELECT 1 FROM fraudstream.models WHERE name = $1 AND version = $2",
 				  2, types, values, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("model \"%s\" has no version %d", name, version),
 				 errhint("See fraudstream.models for the deployed versions.")));
-	run_statement("UPDATE fraudstream.models SET active = false, activated_at = NULL "
+	FsSpiRun("UPDATE fraudstream.models SET active = false, activated_at = NULL "
 				  "WHERE name = $1 AND active AND version <> $2",
 				  2, types, values, SPI_OK_UPDATE);
-	run_statement("UPDATE fraudstream.models SET active = true, "
+	FsSpiRun("UPDATE fraudstream.models SET active = true, "
 				  "activated_at = pg_catalog.now() WHERE name = $1 AND version = $2 AND NOT active",
 				  2, types, values, SPI_OK_UPDATE);
 	SPI_finish();

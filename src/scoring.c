@@ -662,16 +662,6 @@ fraudstream_score_trigger(PG_FUNCTION_ARGS)
 	return PointerGetDatum(tuple);
 }
 
-/* Run one SQL command through SPI as the caller. */
-static void
-run_command(const char *sql, int nargs, Oid *types, Datum *values, int expected)
-{
-	int			ret = SPI_execute_with_args(sql, nargs, types, values, NULL, false, 0);
-
-	if (ret != expected)
-		elog(ERROR, "fraudstream: \"%s\" failed: %s", sql, SPI_result_code_string(ret));
-}
-
 /* The user column "name" of rel, with an error naming its role otherwise. */
 static AttrNumber
 user_column(Relation rel, const char *name, const char *role)
@@ -696,7 +686,7 @@ resolve_model(const char *model)
 	if (model != NULL)
 	{
 		arg = CStringGetTextDatum(model);
-		run_command("SELECT 1 FROM fraudstream.models WHERE name = $1", 1, &type, &arg,
+		FsSpiRun("SELECT 1 FROM fraudstream.models WHERE name = $1", 1, &type, &arg,
 					SPI_OK_SELECT);
 		if (SPI_processed == 0)
 			ereport(ERROR,
@@ -705,7 +695,7 @@ resolve_model(const char *model)
 					 errhint("Deploy it with fraudstream.deploy_model() first.")));
 		return pstrdup(model);
 	}
-	run_command("SELECT DISTINCT name FROM fraudstream.models", 0, NULL, NULL, SPI_OK_SELECT);
+	FsSpiRun("SELECT DISTINCT name FROM fraudstream.models", 0, NULL, NULL, SPI_OK_SELECT);
 	if (SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -803,10 +793,10 @@ fraudstream_attach(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	model = resolve_model(model);
-	run_command("LOCK TABLE fraudstream.attachments IN SHARE ROW EXCLUSIVE MODE",
+	FsSpiRun("LOCK TABLE fraudstream.attachments IN SHARE ROW EXCLUSIVE MODE",
 				0, NULL, NULL, SPI_OK_UTILITY);
 	values[0] = ObjectIdGetDatum(relid);
-	run_command("SELECT 1 FROM fraudstream.attachments WHERE relation = $1",
+	FsSpiRun("SELECT 1 FROM fraudstream.attachments WHERE relation = $1",
 				1, types, values, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 		ereport(ERROR,
@@ -828,7 +818,7 @@ fraudstream_attach(PG_FUNCTION_ARGS)
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE TRIGGER " SCORE_TRIGGER_NAME " BEFORE INSERT ON %s "
 					 "FOR EACH ROW EXECUTE FUNCTION fraudstream.score_trigger()", qname);
-	run_command(sql.data, 0, NULL, NULL, SPI_OK_UTILITY);
+	FsSpiRun(sql.data, 0, NULL, NULL, SPI_OK_UTILITY);
 	SPI_finish();
 	relation_close(rel, NoLock);
 	FsCatalogChanged();
@@ -847,7 +837,7 @@ fraudstream_detach(PG_FUNCTION_ARGS)
 	FsSavedUser saved;
 
 	SPI_connect();
-	run_command("DELETE FROM fraudstream.attachments WHERE relation = $1",
+	FsSpiRun("DELETE FROM fraudstream.attachments WHERE relation = $1",
 				1, &type, &arg, SPI_OK_DELETE);
 	if (SPI_processed == 0)
 		ereport(ERROR,
@@ -858,7 +848,7 @@ fraudstream_detach(PG_FUNCTION_ARGS)
 					 quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
 												RelationGetRelationName(rel)));
 	FsSwitchToRelationOwner(relid, &saved);
-	run_command(sql.data, 0, NULL, NULL, SPI_OK_UTILITY);
+	FsSpiRun(sql.data, 0, NULL, NULL, SPI_OK_UTILITY);
 	FsRestoreUser(&saved);
 	SPI_finish();
 	relation_close(rel, NoLock);
