@@ -726,31 +726,66 @@ slide_count(const FsWindowSet *set)
 	return n;
 }
 
-/* Copy an entity's summaries out of (store false) or into their blocks. */
-static void
-summary_copy(FsEntity *ent, FsSlide *slides, int nslides, bool store)
+/* Bytes of an entity's stored summaries: each accumulator's packed state. */
+static Size
+summary_size(const FsWindowSet *set)
 {
-	char	   *bytes = (char *) slides;
-	Size		left = sizeof(FsSlide) * nslides;
+	Size		size = 0;
 
-	for (int32 b = ent->summary; b != FS_NONE && left > 0; b = blocks[b].next)
+	for (int f = 0; f < set->nspecs; f++)
+		if (set->specs[f].shares == 0)
+			size += FsSlideStoredSize(&set->specs[f]);
+	return size;
+}
+
+/*
+ * Copy an entity's summaries out of (store false) or into their blocks,
+ * where they lie packed, one accumulator after the other, each cut to the
+ * bytes that hold its state.  A loaded slide's other bytes are undefined.
+ */
+static void
+summary_copy(FsEntity *ent, const FsWindowSet *set, FsSlide *slides, bool store)
+{
+	int32		b = ent->summary;
+	Size		at = 0;			/* offset in block b's data */
+	int			j = 0;
+
+	for (int f = 0; f < set->nspecs; f++)
 	{
-		Size		chunk = Min(left, (Size) FS_MAX_EVENT_SIZE);
+		char	   *bytes;
+		Size		left;
 
-		if (store)
-			memcpy(blocks[b].data, bytes, chunk);
-		else
-			memcpy(bytes, blocks[b].data, chunk);
-		bytes += chunk;
-		left -= chunk;
+		if (set->specs[f].shares != 0)
+			continue;
+		bytes = (char *) &slides[j++];
+		left = FsSlideStoredSize(&set->specs[f]);
+		while (left > 0)
+		{
+			Size		chunk;
+
+			if (at == FS_MAX_EVENT_SIZE)
+			{
+				b = blocks[b].next;
+				at = 0;
+			}
+			Assert(b != FS_NONE);
+			chunk = Min(left, FS_MAX_EVENT_SIZE - at);
+			if (store)
+				memcpy(blocks[b].data + at, bytes, chunk);
+			else
+				memcpy(bytes, blocks[b].data + at, chunk);
+			bytes += chunk;
+			left -= chunk;
+			at += chunk;
+		}
 	}
 }
 
 /* Allocate the blocks of an entity's summaries; false if the pool is dry. */
 static bool
-summary_alloc(FsEntity *ent, int nslides)
+summary_alloc(FsEntity *ent, const FsWindowSet *set)
 {
-	int			nblk = (int) ((sizeof(FsSlide) * nslides + FS_MAX_EVENT_SIZE - 1) /
+	int			nblk = (int) ((summary_size(set) + FS_MAX_EVENT_SIZE - 1) /
 							  FS_MAX_EVENT_SIZE);
 
 	Assert(ent->summary == FS_NONE);
@@ -809,15 +844,18 @@ walk_front(const FsWindowSpec *spec, FsSlide *slide, Size esize,
 	slide->front_index = (uint8) i;
 }
 
-/* Rebuild one summary from the stored events of its window. */
+/*
+ * Rebuild one summary from the stored events after "limit", scanning from
+ * block "first" on (the events before it must all be at or before limit).
+ */
 static void
-refold(const FsEntity *ent, const FsWindowSpec *spec, FsSlide *slide, Size esize)
+refold_after(const FsEntity *ent, const FsWindowSpec *spec, FsSlide *slide,
+			 Size esize, TimestampTz limit, int32 first)
 {
-	TimestampTz limit = ent->latest - spec->window;
 	bool		found = false;
 
 	FsSlideReset(spec, slide);
-	for (int32 b = ent->first_block; b != FS_NONE; b = blocks[b].next)
+	for (int32 b = first; b != FS_NONE; b = blocks[b].next)
 	{
 		for (int i = 0; i < blocks[b].count; i++)
 		{
@@ -842,6 +880,13 @@ refold(const FsEntity *ent, const FsWindowSpec *spec, FsSlide *slide, Size esize
 	}
 }
 
+/* Rebuild one summary from the stored events of its window. */
+static void
+refold(const FsEntity *ent, const FsWindowSpec *spec, FsSlide *slide, Size esize)
+{
+	refold_after(ent, spec, slide, esize, ent->latest - spec->window, ent->first_block);
+}
+
 /*
  * Bring an entity's summaries up to date after an append of in-order
  * events (already added to them): walk the fronts, refold what must be,
@@ -861,23 +906,118 @@ summary_settle(FsEntity *ent, const FsWindowSet *set, FsSlide *slides,
 			continue;
 		if (FsSlideIsStats(spec))
 			walk_front(spec, &slides[j], esize, ent->latest - spec->window);
+		/* a walked stats summary's window starts at its front */
 		if (FsSlideNeedsRefold(spec, &slides[j]))
-			refold(ent, spec, &slides[j], esize);
+			refold_after(ent, spec, &slides[j], esize, ent->latest - spec->window,
+						 FsSlideIsStats(spec) && slides[j].front_block != FS_NONE ?
+						 slides[j].front_block : ent->first_block);
 		j++;
 	}
-	summary_copy(ent, slides, j, true);
+	summary_copy(ent, set, slides, true);
+}
+
+/* An entity's version: see FsStateVersion. */
+static inline uint64
+version_of(const FsEntity *ent)
+{
+	return ((uint64) 1 << 32) | ent->touch;
+}
+
+/*
+ * A session's copy of an entity's running summaries, walked to the window
+ * of the last event it computed features for.  The next event of the
+ * entity, if not older, walks the fronts on from there instead of copying
+ * and walking the stored summaries again: a bulk insert of many events of
+ * one entity then pays O(1) per event for the walks, however far its
+ * events run ahead of the stored ones.  Valid while the entity's stored
+ * events stay as they were (its version) and the definitions are the ones
+ * it was made for.
+ */
+struct FsSummaryCache
+{
+	MemoryContext cxt;			/* where the slides are allocated */
+	uint64		version;		/* of the entity when copied; 0: empty */
+	uint32		signature;		/* of the definitions copied for */
+	int			nslides;
+	TimestampTz walked_to;		/* fronts walked to windows ending here */
+	FsSlide    *slides;			/* nslides of them; NULL until needed */
+};
+
+/* An empty cache; it takes memory in cxt once its entity has summaries. */
+FsSummaryCache *
+FsSummaryCacheCreate(MemoryContext cxt)
+{
+	FsSummaryCache *cache = MemoryContextAllocZero(cxt, sizeof(FsSummaryCache));
+
+	cache->cxt = cxt;
+	return cache;
+}
+
+/*
+ * The summaries of an entity walked to the window ending at time t: from
+ * the cache when it holds them walked to an earlier time, else copied out
+ * of the entity (into the cache, or into "local" without one).  A stats
+ * summary that goes stale on the way (its minimum or maximum left) is
+ * refolded from its front, which gives the values a scan would.
+ */
+static FsSlide *
+summaries_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
+			 FsSummaryCache *cache, FsSlide *local)
+{
+	FsSlide    *slides = local;
+	bool		walked = false;
+	int			j = 0;
+
+	if (cache != NULL)
+	{
+		int			nslides = slide_count(set);
+
+		if (cache->slides == NULL || cache->nslides != nslides)
+		{
+			if (cache->slides != NULL)
+				pfree(cache->slides);
+			cache->slides = MemoryContextAlloc(cache->cxt, sizeof(FsSlide) * nslides);
+			cache->nslides = nslides;
+			cache->version = 0;
+		}
+		slides = cache->slides;
+		walked = cache->version == version_of(ent) &&
+			cache->signature == set->signature && t >= cache->walked_to;
+		cache->version = version_of(ent);
+		cache->signature = set->signature;
+		cache->walked_to = t;
+	}
+	if (!walked)
+		summary_copy(ent, set, slides, false);
+	for (int f = 0; f < set->nspecs; f++)
+	{
+		const FsWindowSpec *spec = &set->specs[f];
+		FsSlide    *slide;
+
+		if (spec->shares != 0)
+			continue;
+		slide = &slides[j++];
+		if (!FsSlideIsStats(spec))
+			continue;
+		walk_front(spec, slide, esize, t - spec->window);
+		if ((slide->flags & FS_SLIDE_STALE) && slide->front_block != FS_NONE)
+			refold_after(ent, spec, slide, esize, t - spec->window, slide->front_block);
+	}
+	return slides;
 }
 
 /*
  * Compute features of "current" for an entity from its stored events (or
- * their summaries) and the caller's own pending ones (NULL if none).
- * *latest gets the time of the entity's newest stored event, or
- * DT_NOBEGIN.  Returns whether the entity had stored events.
+ * their summaries, through "cache" when not NULL) and the caller's own
+ * pending ones (NULL if none).  *latest gets the time of the entity's
+ * newest stored event, or DT_NOBEGIN.  Returns whether the entity had
+ * stored events.
  */
 bool
 FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
-			   const FsWindowSet *set, const FsEvent *current,
-			   bool probe, double *result, bool *isnull, TimestampTz *latest)
+			   const FsWindowSet *set, FsSummaryCache *cache,
+			   const FsEvent *current, bool probe,
+			   double *result, bool *isnull, TimestampTz *latest)
 {
 	FsGroupSlot *slot = group_slot(key->group);
 	int			bucket = key_bucket(key);
@@ -885,7 +1025,7 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 	FsEventRun *runs = NULL;
 	int			nruns = 0;
 	int32		e;
-	FsSlide		slides[FS_MAX_SLIDES];
+	FsSlide		local[FS_MAX_SLIDES];
 	const FsSlide *slide_of[FS_MAX_SPECS];
 	bool		summarised = false;
 	bool		scan = true;
@@ -906,9 +1046,10 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 		if (ent->summary != FS_NONE && ent->summary_signature == set->signature &&
 			current->time >= ent->latest)
 		{
+			FsSlide    *slides = summaries_at(ent, set, slot->event_size,
+											  current->time, cache, local);
 			int			j = 0;
 
-			summary_copy(ent, slides, slide_count(set), false);
 			summarised = true;
 			scan = false;
 			for (int f = 0; f < set->nspecs; f++)
@@ -918,16 +1059,14 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 				slide_of[f] = NULL;
 				if (spec->shares != 0)
 					continue;
-				if (FsSlideIsStats(spec))
-					walk_front(spec, &slides[j], slot->event_size,
-							   current->time - spec->window);
 				if (slides[j].flags & (FS_SLIDE_STALE | FS_SLIDE_OVERFLOW))
 				{
 					/*
-					 * A stale stats summary needs only the events from its
-					 * front on (arrival order is time order while summaries
-					 * exist); the longest such window decides where the
-					 * scan starts.  Anything else scans from the start.
+					 * A stale stats summary (a value that is not finite)
+					 * needs only the events from its front on (arrival
+					 * order is time order while summaries exist); the
+					 * longest such window decides where the scan starts.
+					 * Anything else scans from the start.
 					 */
 					scan = true;
 					if (!FsSlideIsStats(spec) || slides[j].front_block == FS_NONE)
@@ -981,7 +1120,7 @@ entity_version(const FsEntityKey *key, uint32 layout, FsReplay *replay)
 
 		if (e != FS_NONE)
 		{
-			version = ((uint64) 1 << 32) | entities[e].touch;
+			version = version_of(&entities[e]);
 			if (replay != NULL)
 				for (int32 b = entities[e].first_block; b != FS_NONE; b = blocks[b].next)
 					for (int i = 0; i < blocks[b].count; i++)
@@ -1099,7 +1238,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		(!summarise || ent->summary_signature != set->signature))
 		summary_drop(ent);
 	if (ent->summary != FS_NONE)
-		summary_copy(ent, slides, nslides, false);
+		summary_copy(ent, set, slides, false);
 
 	for (int i = 0; i < count; i++)
 	{
@@ -1154,7 +1293,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		summary_settle(ent, set, slides, esize);
 	else if (summarise && ent->nevents >= FS_SUMMARY_MIN_EVENTS &&
 			 ent->latest >= ent->summary_blocked_until &&
-			 summary_alloc(ent, nslides))
+			 summary_alloc(ent, set))
 	{
 		int			j = 0;
 
@@ -1162,7 +1301,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		for (int f = 0; f < set->nspecs; f++)
 			if (set->specs[f].shares == 0)
 				refold(ent, &set->specs[f], &slides[j++], esize);
-		summary_copy(ent, slides, nslides, true);
+		summary_copy(ent, set, slides, true);
 	}
 
 	/* Blocks no window can reach any more go back to the pool. */

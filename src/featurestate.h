@@ -67,9 +67,13 @@ extern void FsGroupClear(int group, bool free_slot);
 extern void FsGroupCountLate(int group);
 extern void FsGroupGetCounters(int group, FsGroupCounters *counters);
 
+/* A session's walked copy of an entity's running summaries (opaque). */
+typedef struct FsSummaryCache FsSummaryCache;
+
+extern FsSummaryCache *FsSummaryCacheCreate(MemoryContext cxt);
 extern bool FsStateCompute(const FsEntityKey *key, uint32 layout,
 						   const FsEventRun *pending,
-						   const FsWindowSet *set,
+						   const FsWindowSet *set, FsSummaryCache *cache,
 						   const FsEvent *current, bool probe,
 						   double *result, bool *isnull, TimestampTz *latest);
 extern int	FsGroupFind(Oid relid, int16 entity_attnum);

@@ -97,6 +97,8 @@ typedef struct PendingEntity
 	uint32		replay_signature;	/* of the definitions it was made for */
 	uint64		replay_version; /* FsStateVersion of the stored events in it */
 	int			replay_seen;	/* pending events appended to it; -1: stale */
+	/* the stored summaries walked on, from its second event (FsStateCompute) */
+	FsSummaryCache *summaries;	/* NULL until needed */
 } PendingEntity;
 
 /*
@@ -227,6 +229,7 @@ pending_lookup(const FsEntityKey *key, bool create)
 		pe->latest = DT_NOBEGIN;
 		pe->replay = NULL;
 		pe->replay_seen = -1;
+		pe->summaries = NULL;
 	}
 	return pe;
 }
@@ -614,8 +617,12 @@ compute(const FsGroupDef *gd, const FsEntityKey *key, PendingEntity *pe,
 	}
 	else
 		run.count = 0;
+	/* an entity with one event pending is likely to get more: keep its walk */
+	if (run.count > 0 && pe->summaries == NULL)
+		pe->summaries = FsSummaryCacheCreate(pending_context());
 	if (gd->layout != 0 && !truncated_in_xact(gd->group))
 		(void) FsStateCompute(key, gd->layout, &run, &gd->window_set,
+							  run.count > 0 ? pe->summaries : NULL,
 							  event, probe, result, isnull, &latest);
 	else
 		FsWindowCompute(gd->specs, gd->nfeatures, gd->event_size, &run,

@@ -608,6 +608,30 @@ FsSlideIsStats(const FsWindowSpec *spec)
 	return reads_value_stats(spec);
 }
 
+/*
+ * The leading bytes of a summary that hold its state: the header and the
+ * member of the union its accumulator uses.  Stored summaries keep only
+ * these (featurestate.c).
+ */
+Size
+FsSlideStoredSize(const FsWindowSpec *spec)
+{
+	const FsSlide *slide = NULL;
+
+	if (reads_value_stats(spec))
+		return offsetof(FsSlide, u) + sizeof(slide->u.stats);
+	switch (spec->agg)
+	{
+		case FS_AGG_DISTINCT:
+			return offsetof(FsSlide, u) + sizeof(slide->u.distinct);
+		case FS_AGG_SINCE_LAST:
+		case FS_AGG_GEO_VELOCITY:
+			return offsetof(FsSlide, u) + sizeof(slide->u.last);
+		default:
+			return offsetof(FsSlide, u);
+	}
+}
+
 void
 FsSlideReset(const FsWindowSpec *spec, FsSlide *slide)
 {

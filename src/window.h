@@ -95,8 +95,12 @@ typedef struct FsWindowSet
 	uint32		signature;
 } FsWindowSet;
 
-/* Distinct values a running summary tracks before it overflows. */
-#define FS_SLIDE_DISTINCT	16
+/*
+ * Distinct values a running summary tracks before it overflows.  Stored
+ * summaries are packed (FsSlideStoredSize), so this costs memory only in
+ * distinct summaries.
+ */
+#define FS_SLIDE_DISTINCT	32
 
 /* FsSlide.flags */
 #define FS_SLIDE_HAVE		0x01	/* last: an event is held */
@@ -161,6 +165,7 @@ extern void FsWindowCompute(const FsWindowSpec *specs, int nspecs,
 extern void FsWindowSetInit(FsWindowSet *set, const FsWindowSpec *specs,
 							int nspecs);
 extern bool FsSlideIsStats(const FsWindowSpec *spec);
+extern Size FsSlideStoredSize(const FsWindowSpec *spec);
 extern void FsSlideReset(const FsWindowSpec *spec, FsSlide *slide);
 extern void FsSlideAdd(const FsWindowSpec *spec, FsSlide *slide,
 					   const FsEvent *event);
