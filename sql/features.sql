@@ -124,6 +124,26 @@ TRUNCATE txn;
 SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 10:30:00+00') -> 'card_count_1h';
 SELECT entities FROM fraudstream.features WHERE name = 'card_count_1h';
 
+-- memory: an entity with a few events holds its entry and one block
+-- (PRODUCT.md: at most 256 bytes per active entity and group in the
+-- common case); a busy one only the blocks its windows can reach; all of
+-- it goes back when the state is cleared
+CREATE TABLE mem (k text, ts timestamptz, v float8);
+SELECT fraudstream.create_feature('mem_sum_1h', 'mem', 'k', 'sum', '1 hour', 'v');
+SELECT memory_bytes FROM fraudstream.features WHERE name = 'mem_sum_1h';
+INSERT INTO mem SELECT 'k' || i % 1000, '2026-03-01 10:00+00'::timestamptz + i * interval '1 s', i
+  FROM generate_series(1, 2000) i;
+SELECT entities, memory_bytes > 0 AS uses_memory, memory_bytes / entities <= 256 AS at_most_256_per_entity
+  FROM fraudstream.features WHERE name = 'mem_sum_1h';
+SELECT memory_bytes AS before_busy FROM fraudstream.features WHERE name = 'mem_sum_1h' \gset
+INSERT INTO mem SELECT 'busy', '2026-03-01 10:00+00'::timestamptz + i * interval '1 minute', i
+  FROM generate_series(1, 600) i;
+SELECT summarised_entities, memory_bytes - :before_busy BETWEEN 1000 AND 8000 AS busy_bounded_by_window
+  FROM fraudstream.features WHERE name = 'mem_sum_1h';
+TRUNCATE mem;
+SELECT entities, memory_bytes FROM fraudstream.features WHERE name = 'mem_sum_1h';
+DROP TABLE mem;
+
 -- the last feature of a table takes its triggers with it
 SELECT tgname FROM pg_trigger WHERE tgrelid = 'txn'::regclass ORDER BY tgname;
 SELECT fraudstream.drop_feature(name) FROM fraudstream.feature_definitions ORDER BY name;

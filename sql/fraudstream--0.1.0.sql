@@ -401,7 +401,8 @@ CREATE FUNCTION fraudstream.feature_group_stats(
     OUT evicted_entities bigint,
     OUT truncated_events bigint,
     OUT rebuilds bigint,
-    OUT summarised_entities bigint)
+    OUT summarised_entities bigint,
+    OUT memory_bytes bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'fraudstream_feature_group_stats'
 LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
@@ -414,7 +415,7 @@ CREATE VIEW fraudstream.features AS
            d.window_length, d.value_column, d.lat_column, d.lon_column,
            s.status, s.entities, s.events, s.late_events,
            s.expired_entities, s.evicted_entities, s.truncated_events,
-           s.rebuilds, s.summarised_entities
+           s.rebuilds, s.summarised_entities, s.memory_bytes
       FROM fraudstream.feature_definitions d
       LEFT JOIN fraudstream.feature_group_stats() s
         ON s.source = d.source AND s.entity_column = d.entity_column::text;

@@ -1132,8 +1132,8 @@ fraudstream_feature_group_stats(PG_FUNCTION_ARGS)
 		{
 			FsGroupDef *gd = &sd->groups[i];
 			FsGroupCounters c;
-			Datum		values[11];
-			bool		nulls[11] = {0};
+			Datum		values[12];
+			bool		nulls[12] = {0};
 
 			FsGroupGetCounters(gd->group, &c);
 			values[0] = ObjectIdGetDatum(sd->relid);
@@ -1147,6 +1147,7 @@ fraudstream_feature_group_stats(PG_FUNCTION_ARGS)
 			values[8] = Int64GetDatum((int64) c.truncated_events);
 			values[9] = Int64GetDatum((int64) c.rebuilds);
 			values[10] = Int64GetDatum(c.summarised);
+			values[11] = Int64GetDatum(c.memory_bytes);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 		}
 	}

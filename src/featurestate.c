@@ -112,6 +112,7 @@ typedef struct FsGroupSlot
 	pg_atomic_uint64 rebuilds;
 	pg_atomic_uint64 entities;
 	pg_atomic_uint64 summarised;
+	pg_atomic_uint64 blocks;	/* pool blocks its entities hold */
 } FsGroupSlot;
 
 typedef struct FsStateShared
@@ -218,6 +219,7 @@ state_init(void *base, bool found, LWLockPadded *locks)
 		pg_atomic_init_u64(&slot->rebuilds, 0);
 		pg_atomic_init_u64(&slot->entities, 0);
 		pg_atomic_init_u64(&slot->summarised, 0);
+		pg_atomic_init_u64(&slot->blocks, 0);
 	}
 }
 
@@ -314,17 +316,29 @@ push_free_block(int32 b)
 	SpinLockRelease(&state->alloc_lock);
 }
 
-/* Give a chain of blocks back to the pool. */
+/* Give a chain of blocks of a group's entity back to the pool. */
 static void
-free_chain(int32 b)
+free_chain(int32 b, int group)
 {
+	uint64		n = 0;
+
 	while (b != FS_NONE)
 	{
 		int32		next = blocks[b].next;
 
 		push_free_block(b);
 		b = next;
+		n++;
 	}
+	pg_atomic_fetch_sub_u64(&group_slot(group)->blocks, n);
+}
+
+/* Give one block of a group's entity back to the pool. */
+static void
+free_block(int32 b, int group)
+{
+	push_free_block(b);
+	pg_atomic_fetch_sub_u64(&group_slot(group)->blocks, 1);
 }
 
 /* Drop an entity's running summaries; they are rebuilt when needed. */
@@ -333,7 +347,7 @@ summary_drop(FsEntity *ent)
 {
 	if (ent->summary == FS_NONE)
 		return;
-	free_chain(ent->summary);
+	free_chain(ent->summary, ent->key.group);
 	ent->summary = FS_NONE;
 	pg_atomic_fetch_sub_u64(&group_slot(ent->key.group)->summarised, 1);
 }
@@ -346,7 +360,7 @@ free_entity(int32 e, int bucket)
 	int32		b = entities[e].first_block;
 
 	summary_drop(&entities[e]);
-	free_chain(b);
+	free_chain(b, entities[e].key.group);
 	while (*link != e)
 		link = &entities[*link].next;
 	*link = entities[e].next;
@@ -438,7 +452,7 @@ make_room(int bucket, int32 keep, bool need_block)
 		ent->nevents -= blocks[b].count;
 		pg_atomic_fetch_add_u64(&group_slot(ent->key.group)->truncated_events,
 								blocks[b].count);
-		push_free_block(b);
+		free_block(b, ent->key.group);
 		/* the summaries may point into the dropped block */
 		summary_drop(ent);
 		return true;
@@ -699,6 +713,8 @@ FsGroupGetCounters(int group, FsGroupCounters *c)
 	c->rebuilds = pg_atomic_read_u64(&slot->rebuilds);
 	c->entities = (int64) pg_atomic_read_u64(&slot->entities);
 	c->summarised = (int64) pg_atomic_read_u64(&slot->summarised);
+	c->memory_bytes = (int64) (pg_atomic_read_u64(&slot->entities) * sizeof(FsEntity) +
+							   pg_atomic_read_u64(&slot->blocks) * FS_BLOCK_SIZE);
 }
 
 /*
@@ -803,6 +819,7 @@ summary_alloc(FsEntity *ent, const FsWindowSet *set)
 		}
 		if (ent->summary == FS_NONE)
 			pg_atomic_fetch_add_u64(&group_slot(ent->key.group)->summarised, 1);
+		pg_atomic_fetch_add_u64(&group_slot(ent->key.group)->blocks, 1);
 		blocks[b].next = ent->summary;
 		blocks[b].count = 0;
 		ent->summary = b;
@@ -1255,6 +1272,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 				summary_drop(ent);
 				continue;
 			}
+			pg_atomic_fetch_add_u64(&slot->blocks, 1);
 			blocks[b].next = FS_NONE;
 			blocks[b].count = 0;
 			blocks[b].max_time = DT_NOBEGIN;
@@ -1312,7 +1330,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 
 		ent->first_block = blocks[b].next;
 		ent->nevents -= blocks[b].count;
-		push_free_block(b);
+		free_block(b, key->group);
 	}
 	LWLockRelease(lock);
 

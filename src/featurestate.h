@@ -48,6 +48,7 @@ typedef struct FsGroupCounters
 	uint64		rebuilds;
 	int64		entities;		/* entities now held */
 	int64		summarised;		/* entities now with running summaries */
+	int64		memory_bytes;	/* shared memory its entities use now */
 } FsGroupCounters;
 
 extern int	FsMaxEntities;
