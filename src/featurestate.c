@@ -11,7 +11,14 @@
  * Entities live in a chained hash table of preallocated entries; each
  * entity's events, in arrival order, live in a chain of 128-byte blocks
  * from a shared pool.  An event record is its time, a NULL bitmap and one
- * float8 per value slot of the group (FsEvent).  After each append, blocks
+ * float8 per value slot of the group (FsEvent).  Events are kept in time
+ * order: one older than the entity's newest (within max_lateness, as
+ * when a Kafka source's partitions interleave an entity's events) is put
+ * in its place, the newer ones moving one place on (insert_in_order);
+ * one that cannot be (too far back) is appended out of order, and the
+ * entity then goes without summaries until it is gone.  A tail mark
+ * (tail_block) bounds where events newer than newest - max_lateness can
+ * be.  After each append, blocks
  * whose newest event is older than the entity's latest event minus the
  * group's retention (longest window + max_lateness) go back to the pool,
  * so state never holds more history than some window can use.  Busy
@@ -52,6 +59,7 @@
 #include "utils/syscache.h"
 
 #include "fraudstream.h"
+#include "featuredefs.h"
 #include "featurestate.h"
 #include "shmem.h"
 
@@ -90,6 +98,8 @@ typedef struct FsEntity
 	int32		summary;		/* first block of the running summaries */
 	uint32		summary_signature;	/* of the specs they summarise */
 	TimestampTz summary_blocked_until;	/* no summary before this time */
+	int32		tail_block;		/* events before it are at or before tail_from */
+	TimestampTz tail_from;
 } FsEntity;
 
 typedef struct FsGroupSlot
@@ -450,6 +460,8 @@ make_room(int bucket, int32 keep, bool need_block)
 
 		ent->first_block = blocks[b].next;
 		ent->nevents -= blocks[b].count;
+		if (ent->tail_block == b)
+			ent->tail_block = ent->first_block;
 		pg_atomic_fetch_add_u64(&group_slot(ent->key.group)->truncated_events,
 								blocks[b].count);
 		free_block(b, ent->key.group);
@@ -719,15 +731,17 @@ FsGroupGetCounters(int group, FsGroupCounters *c)
 
 /*
  * Running summaries.  An entity with at least FS_SUMMARY_MIN_EVENTS
- * stored events whose events arrive in time order keeps one FsSlide per
- * accumulator of its group's features (window.c), anchored at its newest
- * event, as a byte stream over a chain of blocks from the same pool.
- * Appends maintain them; reads copy them and walk their fronts to the
- * window of the event being scored, so a feature costs O(1) however busy
- * the entity.  An event older than the entity's newest drops them: they
- * come back once every window has moved past it
- * (summary_blocked_until).  Summaries never make room: without a free
- * block an entity is scanned, as a small one is.
+ * stored events in time order keeps one FsSlide per accumulator of its
+ * group's features (window.c), anchored at its newest event, as a byte
+ * stream over a chain of blocks from the same pool.  Appends maintain
+ * them, late events included (insert_in_order); reads copy them and walk
+ * their fronts to the window of the event being scored, so a feature
+ * costs O(1) however busy the entity.  An event older than the newest
+ * reads them too, less the events newer than it and plus those its
+ * window holds before the fronts (late_summaries), when they are all
+ * stats summaries.  An event stored out of order drops them: they come
+ * back once it is gone (summary_blocked_until).  Summaries never make
+ * room: without a free block an entity is scanned, as a small one is.
  */
 
 /* Number of accumulators (specs that share no other's) in a set. */
@@ -905,6 +919,166 @@ refold(const FsEntity *ent, const FsWindowSpec *spec, FsSlide *slide, Size esize
 }
 
 /*
+ * Move the tail mark on: tail_block becomes the first block that may hold
+ * an event newer than "bound", tail_from the newest time before it.
+ */
+static void
+advance_tail(FsEntity *ent, TimestampTz bound)
+{
+	while (ent->tail_block != FS_NONE && ent->tail_block != ent->last_block &&
+		   blocks[ent->tail_block].max_time <= bound)
+	{
+		ent->tail_from = Max(ent->tail_from, blocks[ent->tail_block].max_time);
+		ent->tail_block = blocks[ent->tail_block].next;
+	}
+}
+
+/*
+ * Move a stats summary's front past the events at or before limit, which
+ * it does not hold.
+ */
+static void
+seek_front(FsSlide *slide, Size esize, TimestampTz limit)
+{
+	int32		b = slide->front_block;
+	int			i = slide->front_index;
+
+	while (b != FS_NONE)
+	{
+		if (i >= blocks[b].count)
+		{
+			if (blocks[b].next == FS_NONE)
+				break;
+			b = blocks[b].next;
+			i = 0;
+			continue;
+		}
+		if (FS_EVENT_AT(blocks[b].data, i, esize)->time > limit)
+			break;
+		i++;
+	}
+	slide->front_block = b;
+	slide->front_index = (uint8) i;
+}
+
+/* Most stored events a late event may move to take its place in time order. */
+#define FS_MAX_SHIFT	512
+
+/*
+ * Store an event older than the entity's newest in its place in time
+ * order, moving the newer events one place on, and add it to the running
+ * summaries (of "set", NULL if none) that hold the events from its place
+ * on: a Kafka source's partitions interleave a busy entity's events a
+ * little out of order, and its summaries must survive that.  The
+ * summaries' fronts are where summary_settle left them, for windows
+ * ending at "anchor" (the newest event then); the events appended since
+ * are in them, after their fronts.
+ * Returns false, changing nothing, when the stored events are not in time
+ * order (summary_blocked_until), when the event is older than the tail
+ * mark, when it would move more than FS_MAX_SHIFT events, or when a block
+ * is needed and the pool has none free: the caller then appends it out
+ * of order.  Every block but the last is full, before and after.
+ */
+static bool
+insert_in_order(FsEntity *ent, const FsWindowSet *set, FsSlide *slides,
+				TimestampTz anchor, const FsEvent *ev, Size esize, int per_block)
+{
+	char		carry[FS_MAX_EVENT_SIZE];
+	char		spill[FS_MAX_EVENT_SIZE];
+	int32		b;
+	int			i;
+	int			moved;
+
+	if (ent->latest < ent->summary_blocked_until || ent->tail_block == FS_NONE ||
+		ev->time < ent->tail_from)
+		return false;
+	/* the first stored event newer than ev: (b, i) */
+	for (b = ent->tail_block; b != FS_NONE; b = blocks[b].next)
+		if (blocks[b].max_time > ev->time)
+			break;
+	if (b == FS_NONE)
+		return false;
+	for (i = 0; FS_EVENT_AT(blocks[b].data, i, esize)->time <= ev->time; i++)
+		;
+	moved = blocks[b].count - i;
+	for (int32 c = blocks[b].next; c != FS_NONE && moved <= FS_MAX_SHIFT; c = blocks[c].next)
+		moved += blocks[c].count;
+	if (moved > FS_MAX_SHIFT)
+		return false;
+	if (blocks[ent->last_block].count >= per_block)
+	{
+		int32		nb = pop_free(&state->free_block, true);
+
+		if (nb == FS_NONE)
+			return false;
+		pg_atomic_fetch_add_u64(&group_slot(ent->key.group)->blocks, 1);
+		blocks[nb].next = FS_NONE;
+		blocks[nb].count = 0;
+		blocks[nb].max_time = DT_NOBEGIN;
+		blocks[ent->last_block].next = nb;
+		ent->last_block = nb;
+	}
+
+	/* every event from (b, i) on moves one place on; ev takes (b, i) */
+	memcpy(carry, ev, esize);
+	for (int32 c = b; c != FS_NONE; c = blocks[c].next, i = 0)
+	{
+		char	   *data = blocks[c].data;
+		int			n = blocks[c].count;
+
+		if (n < per_block)
+		{
+			/* the last block */
+			memmove(data + (i + 1) * esize, data + i * esize, (n - i) * esize);
+			memcpy(data + i * esize, carry, esize);
+			blocks[c].count = n + 1;
+			blocks[c].max_time = FS_EVENT_AT(data, n, esize)->time;
+			break;
+		}
+		memcpy(spill, data + (n - 1) * esize, esize);
+		memmove(data + (i + 1) * esize, data + i * esize, (n - 1 - i) * esize);
+		memcpy(data + i * esize, carry, esize);
+		blocks[c].max_time = FS_EVENT_AT(data, n - 1, esize)->time;
+		memcpy(carry, spill, esize);
+	}
+	ent->nevents++;
+
+	/*
+	 * A stats summary whose front is at or before ev's place (the events
+	 * before the front are those at or before anchor - window) adds it;
+	 * the front stays.  One whose front was after ev's place does not:
+	 * the event there now is one it does not hold, so the front moves one
+	 * event on.  A distinct summary adds it too (it keeps each value's
+	 * newest time); a last event summary keeps the newest event, which ev
+	 * is not.
+	 */
+	if (set != NULL)
+	{
+		int			j = 0;
+
+		for (int f = 0; f < set->nspecs; f++)
+		{
+			const FsWindowSpec *spec = &set->specs[f];
+			FsSlide    *slide;
+
+			if (spec->shares != 0)
+				continue;
+			slide = &slides[j++];
+			if (FsSlideIsStats(spec))
+			{
+				if (ev->time > anchor - spec->window)
+					FsSlideAdd(spec, slide, ev);
+				else
+					seek_front(slide, esize, anchor - spec->window);
+			}
+			else if (spec->agg == FS_AGG_DISTINCT)
+				FsSlideAdd(spec, slide, ev);
+		}
+	}
+	return true;
+}
+
+/*
  * Bring an entity's summaries up to date after an append of in-order
  * events (already added to them): walk the fronts, refold what must be,
  * and store them.
@@ -1023,6 +1197,82 @@ summaries_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 	return slides;
 }
 
+/* Blocks before a summary's front a late read walks at most (late_summaries). */
+#define FS_LATE_READ_BLOCKS	64
+
+/*
+ * The summaries of an entity for an event older than its newest (a late
+ * read, as when Kafka partitions interleave its events), into "local":
+ * each window ending at the newest event, less the stored events newer
+ * than t (after the tail mark), plus those of the window ending at t that
+ * the front has passed.  Only for stats summaries, each of whose windows
+ * holds t; NULL when any summary cannot serve (another kind, t before a
+ * window, a minimum or maximum leaving, too many blocks before a front):
+ * the caller scans.
+ */
+static FsSlide *
+late_summaries(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
+			   FsSlide *local)
+{
+	int			j = 0;
+
+	if (ent->tail_block == FS_NONE || t < ent->tail_from)
+		return NULL;
+	for (int f = 0; f < set->nspecs; f++)
+	{
+		const FsWindowSpec *spec = &set->specs[f];
+
+		if (spec->shares == 0 &&
+			(!FsSlideIsStats(spec) || t <= ent->latest - spec->window))
+			return NULL;
+	}
+	summary_copy(ent, set, local, false);
+	for (int f = 0; f < set->nspecs; f++)
+	{
+		const FsWindowSpec *spec = &set->specs[f];
+		FsSlide    *slide;
+		int			nblocks = 0;
+
+		if (spec->shares != 0)
+			continue;
+		slide = &local[j++];
+		/* the stored events newer than t leave (all are in the window) */
+		for (int32 b = ent->tail_block; b != FS_NONE; b = blocks[b].next)
+			for (int i = 0; i < blocks[b].count; i++)
+			{
+				const FsEvent *ev = FS_EVENT_AT(blocks[b].data, i, esize);
+
+				if (ev->time > t)
+					FsSlideRemove(spec, slide, ev);
+			}
+		/* those before the front but in t's window come back */
+		for (int32 b = ent->first_block; b != FS_NONE; b = blocks[b].next)
+		{
+			bool		at_front = false;
+
+			if (++nblocks > FS_LATE_READ_BLOCKS)
+				return NULL;
+			for (int i = 0; i < blocks[b].count; i++)
+			{
+				const FsEvent *ev = FS_EVENT_AT(blocks[b].data, i, esize);
+
+				if (b == slide->front_block && i == slide->front_index)
+				{
+					at_front = true;
+					break;
+				}
+				if (ev->time > t - spec->window)
+					FsSlideAdd(spec, slide, ev);
+			}
+			if (at_front || b == slide->front_block)
+				break;
+		}
+		if (slide->flags & FS_SLIDE_STALE)
+			return NULL;
+	}
+	return local;
+}
+
 /*
  * Compute features of "current" for an entity from its stored events (or
  * their summaries, through "cache" when not NULL) and the caller's own
@@ -1058,13 +1308,20 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 	if (e != FS_NONE)
 	{
 		FsEntity   *ent = &entities[e];
+		FsSlide    *slides = NULL;
 
 		*latest = ent->latest;
-		if (ent->summary != FS_NONE && ent->summary_signature == set->signature &&
-			current->time >= ent->latest)
+		if (ent->summary != FS_NONE && ent->summary_signature == set->signature)
 		{
-			FsSlide    *slides = summaries_at(ent, set, slot->event_size,
-											  current->time, cache, local);
+			if (current->time >= ent->latest)
+				slides = summaries_at(ent, set, slot->event_size, current->time,
+									  cache, local);
+			else
+				slides = late_summaries(ent, set, slot->event_size, current->time,
+										local);
+		}
+		if (slides != NULL)
+		{
 			int			j = 0;
 
 			summarised = true;
@@ -1080,8 +1337,8 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 				{
 					/*
 					 * A stale stats summary (a value that is not finite)
-					 * needs only the events from its front on (arrival
-					 * order is time order while summaries exist); the
+					 * needs only the events from its front on (stored
+					 * events are in time order while summaries exist); the
 					 * longest such window decides where the scan starts.
 					 * Anything else scans from the start.
 					 */
@@ -1214,6 +1471,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 	FsSlide		slides[FS_MAX_SLIDES];
 	int			nslides = 0;
 	bool		summarise;
+	TimestampTz anchor;			/* the summaries' windows end here */
 
 	LWLockAcquire(lock, LW_EXCLUSIVE);
 	if (pg_atomic_read_u32(&slot->layout) != layout)
@@ -1240,6 +1498,8 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		ent->summary = FS_NONE;
 		ent->summary_signature = 0;
 		ent->summary_blocked_until = DT_NOBEGIN;
+		ent->tail_block = FS_NONE;
+		ent->tail_from = DT_NOBEGIN;
 		ent->next = buckets[bucket];
 		buckets[bucket] = e;
 		pg_atomic_fetch_add_u64(&slot->entities, 1);
@@ -1256,12 +1516,18 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		summary_drop(ent);
 	if (ent->summary != FS_NONE)
 		summary_copy(ent, set, slides, false);
+	anchor = ent->latest;
 
 	for (int i = 0; i < count; i++)
 	{
 		const FsEvent *ev = FS_EVENT_AT(events, i, esize);
 		FsBlock    *blk;
 
+		newest = Max(newest, ev->time);
+		if (ev->time < ent->latest &&
+			insert_in_order(ent, ent->summary != FS_NONE ? set : NULL, slides,
+							anchor, ev, esize, per_block))
+			continue;
 		if (ent->last_block == FS_NONE || blocks[ent->last_block].count >= per_block)
 		{
 			int32		b = alloc_with_room(&state->free_block, true, bucket, e);
@@ -1277,7 +1543,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 			blocks[b].count = 0;
 			blocks[b].max_time = DT_NOBEGIN;
 			if (ent->last_block == FS_NONE)
-				ent->first_block = b;
+				ent->first_block = ent->tail_block = b;
 			else
 				blocks[ent->last_block].next = b;
 			ent->last_block = b;
@@ -1289,11 +1555,13 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		ent->nevents++;
 		if (ev->time < ent->latest)
 		{
-			/* out of time order: no summary until every window passed it */
+			/*
+			 * Out of time order (insert_in_order could not place it): no
+			 * summary, nor an event put in order, until the event is gone.
+			 */
 			summary_drop(ent);
-			if (summarise)
-				ent->summary_blocked_until = Max(ent->summary_blocked_until,
-												 ent->latest + set->longest);
+			ent->summary_blocked_until = Max(ent->summary_blocked_until,
+											 ent->latest + slot->retain);
 		}
 		else if (ent->summary != FS_NONE)
 		{
@@ -1304,7 +1572,6 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 					FsSlideAdd(&set->specs[f], &slides[j++], ev);
 		}
 		ent->latest = Max(ent->latest, ev->time);
-		newest = Max(newest, ev->time);
 	}
 
 	if (ent->summary != FS_NONE)
@@ -1330,8 +1597,11 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 
 		ent->first_block = blocks[b].next;
 		ent->nevents -= blocks[b].count;
+		if (ent->tail_block == b)
+			ent->tail_block = ent->first_block;
 		free_block(b, key->group);
 	}
+	advance_tail(ent, ent->latest - (int64) FsMaxLatenessMs * 1000);
 	LWLockRelease(lock);
 
 	pg_atomic_fetch_add_u64(&slot->events, count);
