@@ -20,7 +20,10 @@
 # Settings: FS_TEST_DIR (default /tmp/fraudstream-demo-eval),
 # FS_TEST_PGPORT (default 54338), EVAL_SEED (7), EVAL_CUSTOMERS (120000),
 # EVAL_MERCHANTS (100), EVAL_TRANSACTIONS (720000),
-# EVAL_WARMUP_MINUTES (45).
+# EVAL_WARMUP_MINUTES (45), EVAL_START (the simulated start in epoch
+# seconds; default three hours ago, so the local hours of the customers,
+# and with them the traffic, depend on when it runs: set it to compare
+# runs).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -35,6 +38,7 @@ CUSTOMERS=${EVAL_CUSTOMERS:-120000}
 MERCHANTS=${EVAL_MERCHANTS:-100}
 COUNT=${EVAL_TRANSACTIONS:-720000}
 WARMUP=${EVAL_WARMUP_MINUTES:-45}
+START=${EVAL_START:-$(($(date +%s) - 3 * 3600))}
 
 trap fs_stop_servers EXIT
 trap 'echo; echo "evaluate: interrupted"; exit 130' INT TERM
@@ -48,9 +52,9 @@ demo_start_postgres
 mkdir_for_pg "$W/demo" "$W/eval"
 cp "$top"/demo/*.sql "$W/demo/"
 
-echo "== generate $COUNT transactions: $CUSTOMERS customers, $MERCHANTS merchants, 10 per customer-hour (fs_gen seed $SEED)"
+echo "== generate $COUNT transactions: $CUSTOMERS customers, $MERCHANTS merchants, 10 per customer-hour (fs_gen seed $SEED, start $START)"
 "$top/bench/gen/fs_gen" --seed "$SEED" --customers "$CUSTOMERS" --merchants "$MERCHANTS" \
-    --txn-per-day 240 --start "$(($(date +%s) - 3 * 3600))" --count "$COUNT" \
+    --txn-per-day 240 --start "$START" --count "$COUNT" \
     --output csv --txn-file "$W/eval/txn.csv" --event-file "$W/eval/clicks.csv" 2>&1 | sed -n '3p'
 chmod 644 "$W"/eval/*.csv
 [ "$(id -u)" -ne 0 ] || chown -R "$FS_PG_USER": "$W/demo" "$W/eval"
