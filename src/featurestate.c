@@ -774,7 +774,7 @@ summary_size(const FsWindowSet *set)
  * bytes that hold its state.  A loaded slide's other bytes are undefined.
  */
 static void
-summary_copy(FsEntity *ent, const FsWindowSet *set, FsSlide *slides, bool store)
+summary_copy(const FsEntity *ent, const FsWindowSet *set, FsSlide *slides, bool store)
 {
 	int32		b = ent->summary;
 	Size		at = 0;			/* offset in block b's data */
@@ -1376,6 +1376,46 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 }
 
 /*
+ * Append an entity's stored events to a reset replay: with its running
+ * summaries when it has them for the replay's definitions (the replay
+ * then need not rebuild them), else one by one.
+ */
+static void
+replay_stored(const FsEntity *ent, FsReplay *replay, Size esize)
+{
+	const FsWindowSet *set = FsReplaySet(replay);
+	FsSlide		slides[FS_MAX_SLIDES];
+	int64		fronts[FS_MAX_SLIDES];
+	int			nslides = slide_count(set);
+	int64		seq = 0;
+
+	if (ent->summary == FS_NONE || ent->summary_signature != set->signature ||
+		nslides > FS_MAX_SLIDES)
+	{
+		for (int32 b = ent->first_block; b != FS_NONE; b = blocks[b].next)
+			for (int i = 0; i < blocks[b].count; i++)
+				FsReplayAppend(replay, FS_EVENT_AT(blocks[b].data, i, esize));
+		return;
+	}
+	summary_copy(ent, set, slides, false);
+	for (int j = 0; j < nslides; j++)
+		fronts[j] = -1;
+	for (int32 b = ent->first_block; b != FS_NONE; b = blocks[b].next)
+	{
+		for (int j = 0; j < nslides; j++)
+			if (fronts[j] < 0 && slides[j].front_block == b)
+				fronts[j] = seq + slides[j].front_index;
+		FsReplayAppendStored(replay, (const FsEvent *) blocks[b].data, blocks[b].count);
+		seq += blocks[b].count;
+	}
+	/* a front not found (not a stats summary's) is past the newest event */
+	for (int j = 0; j < nslides; j++)
+		if (fronts[j] < 0)
+			fronts[j] = seq;
+	FsReplaySeed(replay, slides, fronts);
+}
+
+/*
  * The entity's version (see FsStateVersion), and with a replay, its stored
  * events appended to it in stored order, both under one lock.
  */
@@ -1396,9 +1436,7 @@ entity_version(const FsEntityKey *key, uint32 layout, FsReplay *replay)
 		{
 			version = version_of(&entities[e]);
 			if (replay != NULL)
-				for (int32 b = entities[e].first_block; b != FS_NONE; b = blocks[b].next)
-					for (int i = 0; i < blocks[b].count; i++)
-						FsReplayAppend(replay, FS_EVENT_AT(blocks[b].data, i, esize));
+				replay_stored(&entities[e], replay, esize);
 		}
 	}
 	LWLockRelease(lock);

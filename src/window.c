@@ -1163,6 +1163,78 @@ FsReplayCompute(FsReplay *r, const FsEvent *current, double *result,
 						current, false, result, isnull);
 }
 
+/* Room for n more events in the history. */
+static void
+replay_make_room(FsReplay *r, int n)
+{
+	Size		size = r->event_size;
+	int			live = r->count - r->start;
+
+	if (r->count + n <= r->capacity)
+		return;
+	if (r->start > 0 && live + n <= r->capacity / 2)
+	{
+		memmove(r->events, r->events + r->start * size, live * size);
+		r->base += r->start;
+		r->count = live;
+		r->start = 0;
+		return;
+	}
+	while (r->count + n > r->capacity)
+		r->capacity = r->capacity ? r->capacity * 2 : 16;
+	r->events = r->events
+		? repalloc(r->events, r->capacity * size)
+		: MemoryContextAlloc(r->cxt, r->capacity * size);
+}
+
+/* Drop what no window can reach; no front points there. */
+static void
+replay_prune(FsReplay *r)
+{
+	while (r->start < r->count &&
+		   FS_EVENT_AT(r->events, r->start, r->event_size)->time <= r->latest - r->retain)
+		r->start++;
+}
+
+/*
+ * Seeding a reset replay from the online state (featurestate.c), cheaper
+ * than appending its stored events one by one: FsReplayAppendStored takes
+ * the stored events, in time order, without maintaining summaries (the
+ * first has sequence number 0); FsReplaySeed then installs the entity's
+ * running summaries of them, made for the same definitions (same
+ * signature), fronts given as sequence numbers.
+ */
+void
+FsReplayAppendStored(FsReplay *r, const FsEvent *events, int count)
+{
+	Assert(r->start == 0 && r->base == 0);
+	replay_make_room(r, count);
+	memcpy(r->events + r->count * r->event_size, events, count * r->event_size);
+	r->count += count;
+	for (int i = 0; i < count; i++)
+		r->latest = Max(r->latest, FS_EVENT_AT(events, i, r->event_size)->time);
+}
+
+void
+FsReplaySeed(FsReplay *r, const FsSlide *slides, const int64 *fronts)
+{
+	for (int j = 0; j < r->nslides; j++)
+	{
+		r->slides[j] = slides[j];
+		r->front[j] = Min(Max(fronts[j], r->base + r->start), r->base + r->count);
+	}
+	r->valid = true;
+	r->blocked_until = DT_NOBEGIN;
+	replay_prune(r);
+}
+
+/* The definitions a replay was made for. */
+const FsWindowSet *
+FsReplaySet(const FsReplay *r)
+{
+	return &r->set;
+}
+
 /* Append an event that is not late to the history, in arrival order. */
 void
 FsReplayAppend(FsReplay *r, const FsEvent *event)
@@ -1175,33 +1247,11 @@ FsReplayAppend(FsReplay *r, const FsEvent *event)
 		r->valid = false;
 		r->blocked_until = Max(r->blocked_until, r->latest + r->set.longest);
 	}
-	if (r->count == r->capacity)
-	{
-		int			live = r->count - r->start;
-
-		if (r->start > 0 && live < r->capacity / 2)
-		{
-			memmove(r->events, r->events + r->start * size, live * size);
-			r->base += r->start;
-			r->count = live;
-			r->start = 0;
-		}
-		else
-		{
-			r->capacity = r->capacity ? r->capacity * 2 : 16;
-			r->events = r->events
-				? repalloc(r->events, r->capacity * size)
-				: MemoryContextAlloc(r->cxt, r->capacity * size);
-		}
-	}
+	replay_make_room(r, 1);
 	memcpy(r->events + r->count * size, event, size);
 	r->count++;
 	r->latest = Max(r->latest, event->time);
-
-	/* drop what no window can reach; no front points there */
-	while (r->start < r->count &&
-		   FS_EVENT_AT(r->events, r->start, size)->time <= r->latest - r->retain)
-		r->start++;
+	replay_prune(r);
 
 	for (int j = 0; j < r->nslides; j++)
 	{

@@ -189,6 +189,9 @@ extern TimestampTz FsReplayLatest(const FsReplay *replay);
 extern void FsReplayCompute(FsReplay *replay, const FsEvent *current,
 							double *result, bool *isnull);
 extern void FsReplayAppend(FsReplay *replay, const FsEvent *event);
+extern void FsReplayAppendStored(FsReplay *replay, const FsEvent *events, int count);
+extern void FsReplaySeed(FsReplay *replay, const FsSlide *slides, const int64 *fronts);
+extern const FsWindowSet *FsReplaySet(const FsReplay *replay);
 
 extern double FsHaversineKm(double lat1, double lon1, double lat2, double lon2);
 
