@@ -1015,9 +1015,12 @@ FsWindowComputeSlid(const FsWindowSet *set, Size event_size,
  * would have: it keeps the entity's history (pruned to the group's
  * retention) and the same running summaries the online state keeps, with
  * each front as an index into the history.  Values are therefore the
- * online ones, bit for bit, at O(1) per event while events arrive in time
- * order; after an event out of time order, the events are scanned until
- * every window has moved past it, as online.  A summary that goes stale
+ * online ones, bit for bit, at O(1) per event.  As online, an event a
+ * little out of time order is put in its place in the history, and an
+ * event older than the newest reads the stats summaries less the newer
+ * events (replay_late); an event too far back to be put in place makes
+ * the events be scanned until every window has moved past it, and until
+ * then it bounds what is in time order (unsorted_max).  A summary that goes stale
  * as its front moves to the scored event's window (its minimum or
  * maximum left) is refolded there and then, which gives the values a
  * scan would, so that the event is not scanned for as well.
@@ -1035,16 +1038,52 @@ struct FsReplay
 	TimestampTz latest;
 	TimestampTz blocked_until;	/* no summaries before this time */
 	bool		valid;			/* the summaries hold their windows */
+	TimestampTz unsorted_max;	/* events newer than this are in time order */
 	int			nslides;
 	FsSlide    *slides;			/* one per accumulator */
 	int		   *spec_of;		/* per accumulator: its spec */
 	int64	   *front;			/* sequence number of each stats front */
 	const FsSlide **slide_of;	/* per spec: its summary, for the math */
+	FsSlide    *late_slides;	/* scratch copies for a late read */
+	const FsSlide **late_slide_of;
 	MemoryContext cxt;
 };
 
 #define REPLAY_EVENT(r, seq) \
 	((const FsEvent *) FS_EVENT_AT((r)->events, (seq) - (r)->base, (r)->event_size))
+
+/* Room for n more events in the history. */
+static void
+replay_make_room(FsReplay *r, int n)
+{
+	Size		size = r->event_size;
+	int			live = r->count - r->start;
+
+	if (r->count + n <= r->capacity)
+		return;
+	if (r->start > 0 && live + n <= r->capacity / 2)
+	{
+		memmove(r->events, r->events + r->start * size, live * size);
+		r->base += r->start;
+		r->count = live;
+		r->start = 0;
+		return;
+	}
+	while (r->count + n > r->capacity)
+		r->capacity = r->capacity ? r->capacity * 2 : 16;
+	r->events = r->events
+		? repalloc(r->events, r->capacity * size)
+		: MemoryContextAlloc(r->cxt, r->capacity * size);
+}
+
+/* Drop what no window can reach; no front points there. */
+static void
+replay_prune(FsReplay *r)
+{
+	while (r->start < r->count &&
+		   FS_EVENT_AT(r->events, r->start, r->event_size)->time <= r->latest - r->retain)
+		r->start++;
+}
 
 /*
  * A replay for entities of one group, in cxt.  specs (linked) must outlive
@@ -1067,11 +1106,14 @@ FsReplayCreate(MemoryContext cxt, const FsWindowSpec *specs, int nspecs,
 	r->spec_of = MemoryContextAllocZero(cxt, sizeof(int) * Max(r->nslides, 1));
 	r->front = MemoryContextAllocZero(cxt, sizeof(int64) * Max(r->nslides, 1));
 	r->slide_of = MemoryContextAllocZero(cxt, sizeof(FsSlide *) * Max(nspecs, 1));
+	r->late_slides = MemoryContextAllocZero(cxt, sizeof(FsSlide) * Max(r->nslides, 1));
+	r->late_slide_of = MemoryContextAllocZero(cxt, sizeof(FsSlide *) * Max(nspecs, 1));
 	for (int f = 0, j = 0; f < nspecs; f++)
 	{
 		if (specs[f].shares != 0)
 			continue;
 		r->spec_of[j] = f;
+		r->late_slide_of[f] = &r->late_slides[j];
 		r->slide_of[f] = &r->slides[j++];
 	}
 	FsReplayReset(r);
@@ -1087,6 +1129,7 @@ FsReplayReset(FsReplay *r)
 	r->latest = DT_NOBEGIN;
 	r->blocked_until = DT_NOBEGIN;
 	r->valid = false;
+	r->unsorted_max = DT_NOBEGIN;
 }
 
 /* Time of the newest event replayed so far, or DT_NOBEGIN. */
@@ -1128,6 +1171,94 @@ replay_refold(FsReplay *r, const FsWindowSpec *spec, int j, TimestampTz t)
 }
 
 /*
+ * The summaries for an event at time t older than the newest, in
+ * late_slides: each stats summary (its window ends at the newest event)
+ * less the events newer than t, at the end of the history, plus the
+ * events of t's window before its front.  False when a summary cannot
+ * serve (another kind, t before a window, a minimum or maximum leaving,
+ * events out of order within reach): the caller scans.
+ */
+static bool
+replay_late(FsReplay *r, TimestampTz t)
+{
+	int64		first = r->base + r->start;
+	int64		end = r->base + r->count;
+
+	if (t <= r->unsorted_max)
+		return false;
+	for (int j = 0; j < r->nslides; j++)
+	{
+		const FsWindowSpec *spec = &r->set.specs[r->spec_of[j]];
+
+		if (!reads_value_stats(spec) || t <= r->latest - spec->window ||
+			t - spec->window < r->unsorted_max)
+			return false;
+	}
+	for (int j = 0; j < r->nslides; j++)
+	{
+		const FsWindowSpec *spec = &r->set.specs[r->spec_of[j]];
+		FsSlide    *slide = &r->late_slides[j];
+
+		*slide = r->slides[j];
+		for (int64 seq = end - 1; seq >= first && REPLAY_EVENT(r, seq)->time > t; seq--)
+			slide_remove(spec, slide, REPLAY_EVENT(r, seq));
+		for (int64 seq = r->front[j] - 1;
+			 seq >= first && REPLAY_EVENT(r, seq)->time > t - spec->window; seq--)
+			slide_add(spec, slide, REPLAY_EVENT(r, seq));
+		if (slide->flags & FS_SLIDE_STALE)
+			return false;
+	}
+	return true;
+}
+
+/* Most events an event out of time order may move to take its place. */
+#define REPLAY_MAX_SHIFT	512
+
+/*
+ * Put an event older than the newest in its place in the history, the
+ * newer events moving one place on, and into the summaries as the online
+ * state does (featurestate.c's insert_in_order).  False, changing
+ * nothing, when the place is out of reach (more than REPLAY_MAX_SHIFT
+ * events back, or among events out of order).
+ */
+static bool
+replay_insert_in_order(FsReplay *r, const FsEvent *event)
+{
+	Size		size = r->event_size;
+	int			p = r->count;
+	int64		seq;
+
+	if (event->time <= r->unsorted_max)
+		return false;
+	while (p > r->start && FS_EVENT_AT(r->events, p - 1, size)->time > event->time)
+		if (r->count - --p > REPLAY_MAX_SHIFT)
+			return false;
+	seq = r->base + p;
+	replay_make_room(r, 1);
+	p = (int) (seq - r->base);
+	memmove(r->events + (p + 1) * size, r->events + p * size, (r->count - p) * size);
+	memcpy(r->events + p * size, event, size);
+	r->count++;
+	for (int j = 0; j < r->nslides; j++)
+	{
+		const FsWindowSpec *spec = &r->set.specs[r->spec_of[j]];
+
+		if (reads_value_stats(spec))
+		{
+			if (event->time > r->latest - spec->window)
+				slide_add(spec, &r->slides[j], event);
+			else
+				r->front[j]++;
+		}
+		else if (spec->agg == FS_AGG_DISTINCT)
+			slide_add(spec, &r->slides[j], event);
+		if (slide_needs_refold(spec, &r->slides[j]))
+			replay_refold(r, spec, j, r->latest);
+	}
+	return true;
+}
+
+/*
  * Features of "current" against the history, as FsWindowCompute would
  * give them.  The caller appends "current" next (FsReplayAppend): so the
  * summaries' fronts can move to its window now, as the append would.
@@ -1142,8 +1273,12 @@ FsReplayCompute(FsReplay *r, const FsEvent *current, double *result,
 	run.count = r->count - r->start;
 	if (!r->valid || current->time < r->latest)
 	{
-		FsWindowCompute(r->set.specs, r->set.nspecs, r->event_size, &run, 1,
-						current, false, result, isnull);
+		if (r->valid && replay_late(r, current->time))
+			FsWindowComputeSlid(&r->set, r->event_size, r->late_slide_of, &run, 1,
+								NULL, current, false, result, isnull);
+		else
+			FsWindowCompute(r->set.specs, r->set.nspecs, r->event_size, &run, 1,
+							current, false, result, isnull);
 		return;
 	}
 	for (int j = 0; j < r->nslides; j++)
@@ -1161,39 +1296,6 @@ FsReplayCompute(FsReplay *r, const FsEvent *current, double *result,
 	}
 	FsWindowComputeSlid(&r->set, r->event_size, r->slide_of, &run, 1, NULL,
 						current, false, result, isnull);
-}
-
-/* Room for n more events in the history. */
-static void
-replay_make_room(FsReplay *r, int n)
-{
-	Size		size = r->event_size;
-	int			live = r->count - r->start;
-
-	if (r->count + n <= r->capacity)
-		return;
-	if (r->start > 0 && live + n <= r->capacity / 2)
-	{
-		memmove(r->events, r->events + r->start * size, live * size);
-		r->base += r->start;
-		r->count = live;
-		r->start = 0;
-		return;
-	}
-	while (r->count + n > r->capacity)
-		r->capacity = r->capacity ? r->capacity * 2 : 16;
-	r->events = r->events
-		? repalloc(r->events, r->capacity * size)
-		: MemoryContextAlloc(r->cxt, r->capacity * size);
-}
-
-/* Drop what no window can reach; no front points there. */
-static void
-replay_prune(FsReplay *r)
-{
-	while (r->start < r->count &&
-		   FS_EVENT_AT(r->events, r->start, r->event_size)->time <= r->latest - r->retain)
-		r->start++;
 }
 
 /*
@@ -1225,6 +1327,8 @@ FsReplaySeed(FsReplay *r, const FsSlide *slides, const int64 *fronts)
 	}
 	r->valid = true;
 	r->blocked_until = DT_NOBEGIN;
+	/* with summaries, stored events newer than newest - retain are in order */
+	r->unsorted_max = r->latest - r->retain;
 	replay_prune(r);
 }
 
@@ -1243,9 +1347,12 @@ FsReplayAppend(FsReplay *r, const FsEvent *event)
 
 	if (r->count > r->start && event->time < r->latest)
 	{
+		if (r->valid && replay_insert_in_order(r, event))
+			return;
 		/* out of time order: scans until every window has passed it */
 		r->valid = false;
 		r->blocked_until = Max(r->blocked_until, r->latest + r->set.longest);
+		r->unsorted_max = Max(r->unsorted_max, r->latest);
 	}
 	replay_make_room(r, 1);
 	memcpy(r->events + r->count * size, event, size);
