@@ -8,7 +8,8 @@
 # a rate a shared 2-core machine sustains, for the latency of the path
 # itself rather than of a backlog (FS_BENCH_E2E_RATES overrides the list).
 #
-# Each rate runs against a fresh PostgreSQL cluster of its own, sized as
+# The broker is warmed up first (see BROKER_WARMUP below).  Each rate runs
+# against a fresh PostgreSQL cluster of its own, sized as
 # the demo's (demo/lib.sh), on the bench run's Kafka broker with topics of
 # its own.  Latency is the LISTEN client's receive time minus the
 # transaction's produced_at_us (stamped by fs_gen as it hands the message
@@ -38,6 +39,24 @@ pgport=$((PGPORT + 1))
 cpu_sample() {
     awk '/^cpu /{busy = $2 + $3 + $4 + $7 + $8; print busy, busy + $5 + $6}' /proc/stat
 }
+
+# A production broker is warm; this one was just started, and its JVM
+# compiles its hot paths during the first minute or so of traffic, when it
+# takes more than a core of this 2-core machine.  Before any measured rate,
+# fs_gen streams FS_BENCH_E2E_BROKER_WARMUP seconds (30) at 10,000
+# transactions/s into topics of their own, which kcat consumes.
+BROKER_WARMUP=${FS_BENCH_E2E_BROKER_WARMUP:-30}
+if [ "$BROKER_WARMUP" -gt 0 ]; then
+    echo "-- warming the broker up: $BROKER_WARMUP s at 10,000 transactions/s"
+    for t in e2e_warm_txn e2e_warm_clicks; do "$FS_KAFKA_CTL" topic "$FS_KAFKA_DIR" "$t" 4; done
+    kcat -b "$FS_KAFKA_BOOTSTRAP" -G e2e_warm -q e2e_warm_txn e2e_warm_clicks >/dev/null 2>&1 &
+    warm_consumer=$!
+    "$top/bench/gen/fs_gen" --seed 2 --event-time now --rate 10000 --duration "$BROKER_WARMUP" \
+        --customers 3600000 --output kafka --brokers "$FS_KAFKA_BOOTSTRAP" \
+        --txn-topic e2e_warm_txn --event-topic e2e_warm_clicks 2>/dev/null
+    kill "$warm_consumer" 2>/dev/null || true
+    wait "$warm_consumer" 2>/dev/null || true
+fi
 
 results=""
 targets=""
@@ -96,7 +115,7 @@ done
 
 cat >"$FS_BENCH_OUT/e2e_latency.json" <<JSON
 {"name": "e2e_latency",
- "description": "produce to Kafka (fs_gen produced_at_us) to NOTIFY received by a LISTEN client (fs_listen), over every alert, with the demo's setup (two Kafka sources, demo features and model), fs_gen --event-time now for $DURATION s per rate with its clickstream, customers = rate * 360; a fresh cluster per rate; steady_* over the alerts of transactions produced after the first $WARMUP s; load and CPU share of the whole machine during the run ($(nproc) cores, shared by fs_gen, the broker and PostgreSQL)",
+ "description": "produce to Kafka (fs_gen produced_at_us) to NOTIFY received by a LISTEN client (fs_listen), over every alert, with the demo's setup (two Kafka sources, demo features and model), after $BROKER_WARMUP s of traffic to warm the broker's JVM up, fs_gen --event-time now for $DURATION s per rate with its clickstream, customers = rate * 360; a fresh cluster per rate; steady_* over the alerts of transactions produced after the first $WARMUP s; load and CPU share of the whole machine during the run ($(nproc) cores, shared by fs_gen, the broker and PostgreSQL)",
  "results": {${results}"duration_s": $DURATION},
  "targets": [$targets]}
 JSON
