@@ -744,27 +744,14 @@ FsGroupGetCounters(int group, FsGroupCounters *c)
  * room: without a free block an entity is scanned, as a small one is.
  */
 
-/* Number of accumulators (specs that share no other's) in a set. */
-static int
-slide_count(const FsWindowSet *set)
-{
-	int			n = 0;
-
-	for (int f = 0; f < set->nspecs; f++)
-		if (set->specs[f].shares == 0)
-			n++;
-	return n;
-}
-
 /* Bytes of an entity's stored summaries: each accumulator's packed state. */
 static Size
 summary_size(const FsWindowSet *set)
 {
 	Size		size = 0;
 
-	for (int f = 0; f < set->nspecs; f++)
-		if (set->specs[f].shares == 0)
-			size += FsSlideStoredSize(&set->specs[f]);
+	for (int j = 0; j < set->nslides; j++)
+		size += FsSlideStoredSize(&set->specs[set->slide_spec[j]]);
 	return size;
 }
 
@@ -778,17 +765,12 @@ summary_copy(const FsEntity *ent, const FsWindowSet *set, FsSlide *slides, bool 
 {
 	int32		b = ent->summary;
 	Size		at = 0;			/* offset in block b's data */
-	int			j = 0;
 
-	for (int f = 0; f < set->nspecs; f++)
+	for (int j = 0; j < set->nslides; j++)
 	{
-		char	   *bytes;
-		Size		left;
+		char	   *bytes = (char *) &slides[j];
+		Size		left = FsSlideStoredSize(&set->specs[set->slide_spec[j]]);
 
-		if (set->specs[f].shares != 0)
-			continue;
-		bytes = (char *) &slides[j++];
-		left = FsSlideStoredSize(&set->specs[f]);
 		while (left > 0)
 		{
 			Size		chunk;
@@ -1043,37 +1025,13 @@ insert_in_order(FsEntity *ent, const FsWindowSet *set, FsSlide *slides,
 	}
 	ent->nevents++;
 
-	/*
-	 * A stats summary whose front is at or before ev's place (the events
-	 * before the front are those at or before anchor - window) adds it;
-	 * the front stays.  One whose front was after ev's place does not:
-	 * the event there now is one it does not hold, so the front moves one
-	 * event on.  A distinct summary adds it too (it keeps each value's
-	 * newest time); a last event summary keeps the newest event, which ev
-	 * is not.
-	 */
-	if (set != NULL)
+	/* the summaries take it in (see FsSlideTakeLate) */
+	for (int j = 0; set != NULL && j < set->nslides; j++)
 	{
-		int			j = 0;
+		const FsWindowSpec *spec = &set->specs[set->slide_spec[j]];
 
-		for (int f = 0; f < set->nspecs; f++)
-		{
-			const FsWindowSpec *spec = &set->specs[f];
-			FsSlide    *slide;
-
-			if (spec->shares != 0)
-				continue;
-			slide = &slides[j++];
-			if (FsSlideIsStats(spec))
-			{
-				if (ev->time > anchor - spec->window)
-					FsSlideAdd(spec, slide, ev);
-				else
-					seek_front(slide, esize, anchor - spec->window);
-			}
-			else if (spec->agg == FS_AGG_DISTINCT)
-				FsSlideAdd(spec, slide, ev);
-		}
+		if (FsSlideTakeLate(spec, &slides[j], ev, anchor))
+			seek_front(&slides[j], esize, anchor - spec->window);
 	}
 	return true;
 }
@@ -1087,14 +1045,10 @@ static void
 summary_settle(FsEntity *ent, const FsWindowSet *set, FsSlide *slides,
 			   Size esize)
 {
-	int			j = 0;
-
-	for (int f = 0; f < set->nspecs; f++)
+	for (int j = 0; j < set->nslides; j++)
 	{
-		const FsWindowSpec *spec = &set->specs[f];
+		const FsWindowSpec *spec = &set->specs[set->slide_spec[j]];
 
-		if (spec->shares != 0)
-			continue;
 		if (FsSlideIsStats(spec))
 			walk_front(spec, &slides[j], esize, ent->latest - spec->window);
 		/* a walked stats summary's window starts at its front */
@@ -1102,7 +1056,6 @@ summary_settle(FsEntity *ent, const FsWindowSet *set, FsSlide *slides,
 			refold_after(ent, spec, &slides[j], esize, ent->latest - spec->window,
 						 FsSlideIsStats(spec) && slides[j].front_block != FS_NONE ?
 						 slides[j].front_block : ent->first_block);
-		j++;
 	}
 	summary_copy(ent, set, slides, true);
 }
@@ -1157,11 +1110,10 @@ summaries_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 {
 	FsSlide    *slides = local;
 	bool		walked = false;
-	int			j = 0;
 
 	if (cache != NULL)
 	{
-		int			nslides = slide_count(set);
+		int			nslides = set->nslides;
 
 		if (cache->slides == NULL || cache->nslides != nslides)
 		{
@@ -1180,14 +1132,11 @@ summaries_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 	}
 	if (!walked)
 		summary_copy(ent, set, slides, false);
-	for (int f = 0; f < set->nspecs; f++)
+	for (int j = 0; j < set->nslides; j++)
 	{
-		const FsWindowSpec *spec = &set->specs[f];
-		FsSlide    *slide;
+		const FsWindowSpec *spec = &set->specs[set->slide_spec[j]];
+		FsSlide    *slide = &slides[j];
 
-		if (spec->shares != 0)
-			continue;
-		slide = &slides[j++];
 		if (!FsSlideIsStats(spec))
 			continue;
 		walk_front(spec, slide, esize, t - spec->window);
@@ -1214,28 +1163,22 @@ static FsSlide *
 late_summaries(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 			   FsSlide *local)
 {
-	int			j = 0;
-
 	if (ent->tail_block == FS_NONE || t < ent->tail_from)
 		return NULL;
-	for (int f = 0; f < set->nspecs; f++)
+	for (int j = 0; j < set->nslides; j++)
 	{
-		const FsWindowSpec *spec = &set->specs[f];
+		const FsWindowSpec *spec = &set->specs[set->slide_spec[j]];
 
-		if (spec->shares == 0 &&
-			(!FsSlideIsStats(spec) || t <= ent->latest - spec->window))
+		if (!FsSlideIsStats(spec) || t <= ent->latest - spec->window)
 			return NULL;
 	}
 	summary_copy(ent, set, local, false);
-	for (int f = 0; f < set->nspecs; f++)
+	for (int j = 0; j < set->nslides; j++)
 	{
-		const FsWindowSpec *spec = &set->specs[f];
-		FsSlide    *slide;
+		const FsWindowSpec *spec = &set->specs[set->slide_spec[j]];
+		FsSlide    *slide = &local[j];
 		int			nblocks = 0;
 
-		if (spec->shares != 0)
-			continue;
-		slide = &local[j++];
 		/* the stored events newer than t leave (all are in the window) */
 		for (int32 b = ent->tail_block; b != FS_NONE; b = blocks[b].next)
 			for (int i = 0; i < blocks[b].count; i++)
@@ -1322,17 +1265,15 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 		}
 		if (slides != NULL)
 		{
-			int			j = 0;
-
 			summarised = true;
 			scan = false;
 			for (int f = 0; f < set->nspecs; f++)
-			{
-				const FsWindowSpec *spec = &set->specs[f];
-
 				slide_of[f] = NULL;
-				if (spec->shares != 0)
-					continue;
+			for (int j = 0; j < set->nslides; j++)
+			{
+				const FsWindowSpec *spec = &set->specs[set->slide_spec[j]];
+
+				slide_of[set->slide_spec[j]] = &slides[j];
 				if (slides[j].flags & (FS_SLIDE_STALE | FS_SLIDE_OVERFLOW))
 				{
 					/*
@@ -1351,7 +1292,6 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 						scan_from = slides[j].front_block;
 					}
 				}
-				slide_of[f] = &slides[j++];
 			}
 		}
 		if (scan)
@@ -1386,7 +1326,7 @@ replay_stored(const FsEntity *ent, FsReplay *replay, Size esize)
 	const FsWindowSet *set = FsReplaySet(replay);
 	FsSlide		slides[FS_MAX_SLIDES];
 	int64		fronts[FS_MAX_SLIDES];
-	int			nslides = slide_count(set);
+	int			nslides = set->nslides;
 	int64		seq = 0;
 
 	if (ent->summary == FS_NONE || ent->summary_signature != set->signature ||
@@ -1546,7 +1486,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 	ent->touch = pg_atomic_fetch_add_u32(&state->clock, 1);
 
 	if (set != NULL)
-		nslides = slide_count(set);
+		nslides = set->nslides;
 	summarise = set != NULL && nslides > 0 && nslides <= FS_MAX_SLIDES &&
 		set->longest <= slot->retain;
 	if (ent->summary != FS_NONE &&
@@ -1603,11 +1543,8 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		}
 		else if (ent->summary != FS_NONE)
 		{
-			int			j = 0;
-
-			for (int f = 0; f < set->nspecs; f++)
-				if (set->specs[f].shares == 0)
-					FsSlideAdd(&set->specs[f], &slides[j++], ev);
+			for (int j = 0; j < set->nslides; j++)
+				FsSlideAdd(&set->specs[set->slide_spec[j]], &slides[j], ev);
 		}
 		ent->latest = Max(ent->latest, ev->time);
 	}
@@ -1618,12 +1555,9 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 			 ent->latest >= ent->summary_blocked_until &&
 			 summary_alloc(ent, set))
 	{
-		int			j = 0;
-
 		ent->summary_signature = set->signature;
-		for (int f = 0; f < set->nspecs; f++)
-			if (set->specs[f].shares == 0)
-				refold(ent, &set->specs[f], &slides[j++], esize);
+		for (int j = 0; j < set->nslides; j++)
+			refold(ent, &set->specs[set->slide_spec[j]], &slides[j], esize);
 		summary_copy(ent, set, slides, true);
 	}
 

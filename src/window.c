@@ -424,12 +424,17 @@ FsWindowSetInit(FsWindowSet *set, const FsWindowSpec *specs, int nspecs)
 {
 	uint32		sig = 0x9e3779b9;
 
+	Assert(nspecs <= FS_MAX_SPECS);
 	set->specs = specs;
 	set->nspecs = nspecs;
+	set->nslides = 0;
 	set->longest = 0;
 	for (int f = 0; f < nspecs; f++)
 	{
 		int64		fields[5];
+
+		if (specs[f].shares == 0)
+			set->slide_spec[set->nslides++] = f;
 
 		fields[0] = specs[f].agg;
 		fields[1] = specs[f].window;
@@ -821,6 +826,37 @@ FsSlideNeedsRefold(const FsWindowSpec *spec, const FsSlide *slide)
 }
 
 /*
+ * A summary of a history kept in time order takes an event older than the
+ * newest (anchor), put in its place: a stats summary whose front (the
+ * first event after anchor - window) is at or before that place adds it;
+ * one whose front was after it does not, and its front must move one
+ * event on, past the older event now there (returns true).  A distinct
+ * summary adds it (it keeps each value's newest time); a last event
+ * summary keeps the newest event, which it is not.
+ */
+static inline bool
+slide_take_late(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event,
+				TimestampTz anchor)
+{
+	if (reads_value_stats(spec))
+	{
+		if (event->time <= anchor - spec->window)
+			return true;
+		slide_add(spec, slide, event);
+	}
+	else if (spec->agg == FS_AGG_DISTINCT)
+		slide_add(spec, slide, event);
+	return false;
+}
+
+bool
+FsSlideTakeLate(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event,
+				TimestampTz anchor)
+{
+	return slide_take_late(spec, slide, event, anchor);
+}
+
+/*
  * Load a summary into an accumulator for an event at time t, if it can
  * serve: a stats summary must already be walked to the window ending at
  * t.  Returns false when the feature must be computed by a scan.
@@ -1039,9 +1075,7 @@ struct FsReplay
 	TimestampTz blocked_until;	/* no summaries before this time */
 	bool		valid;			/* the summaries hold their windows */
 	TimestampTz unsorted_max;	/* events newer than this are in time order */
-	int			nslides;
-	FsSlide    *slides;			/* one per accumulator */
-	int		   *spec_of;		/* per accumulator: its spec */
+	FsSlide    *slides;			/* one per accumulator of set */
 	int64	   *front;			/* sequence number of each stats front */
 	const FsSlide **slide_of;	/* per spec: its summary, for the math */
 	FsSlide    *late_slides;	/* scratch copies for a late read */
@@ -1099,22 +1133,15 @@ FsReplayCreate(MemoryContext cxt, const FsWindowSpec *specs, int nspecs,
 	FsWindowSetInit(&r->set, specs, nspecs);
 	r->event_size = event_size;
 	r->retain = retain;
-	for (int f = 0; f < nspecs; f++)
-		if (specs[f].shares == 0)
-			r->nslides++;
-	r->slides = MemoryContextAllocZero(cxt, sizeof(FsSlide) * Max(r->nslides, 1));
-	r->spec_of = MemoryContextAllocZero(cxt, sizeof(int) * Max(r->nslides, 1));
-	r->front = MemoryContextAllocZero(cxt, sizeof(int64) * Max(r->nslides, 1));
+	r->slides = MemoryContextAllocZero(cxt, sizeof(FsSlide) * Max(r->set.nslides, 1));
+	r->front = MemoryContextAllocZero(cxt, sizeof(int64) * Max(r->set.nslides, 1));
 	r->slide_of = MemoryContextAllocZero(cxt, sizeof(FsSlide *) * Max(nspecs, 1));
-	r->late_slides = MemoryContextAllocZero(cxt, sizeof(FsSlide) * Max(r->nslides, 1));
+	r->late_slides = MemoryContextAllocZero(cxt, sizeof(FsSlide) * Max(r->set.nslides, 1));
 	r->late_slide_of = MemoryContextAllocZero(cxt, sizeof(FsSlide *) * Max(nspecs, 1));
-	for (int f = 0, j = 0; f < nspecs; f++)
+	for (int j = 0; j < r->set.nslides; j++)
 	{
-		if (specs[f].shares != 0)
-			continue;
-		r->spec_of[j] = f;
-		r->late_slide_of[f] = &r->late_slides[j];
-		r->slide_of[f] = &r->slides[j++];
+		r->late_slide_of[r->set.slide_spec[j]] = &r->late_slides[j];
+		r->slide_of[r->set.slide_spec[j]] = &r->slides[j];
 	}
 	FsReplayReset(r);
 	return r;
@@ -1186,17 +1213,17 @@ replay_late(FsReplay *r, TimestampTz t)
 
 	if (t <= r->unsorted_max)
 		return false;
-	for (int j = 0; j < r->nslides; j++)
+	for (int j = 0; j < r->set.nslides; j++)
 	{
-		const FsWindowSpec *spec = &r->set.specs[r->spec_of[j]];
+		const FsWindowSpec *spec = &r->set.specs[r->set.slide_spec[j]];
 
 		if (!reads_value_stats(spec) || t <= r->latest - spec->window ||
 			t - spec->window < r->unsorted_max)
 			return false;
 	}
-	for (int j = 0; j < r->nslides; j++)
+	for (int j = 0; j < r->set.nslides; j++)
 	{
-		const FsWindowSpec *spec = &r->set.specs[r->spec_of[j]];
+		const FsWindowSpec *spec = &r->set.specs[r->set.slide_spec[j]];
 		FsSlide    *slide = &r->late_slides[j];
 
 		*slide = r->slides[j];
@@ -1239,19 +1266,12 @@ replay_insert_in_order(FsReplay *r, const FsEvent *event)
 	memmove(r->events + (p + 1) * size, r->events + p * size, (r->count - p) * size);
 	memcpy(r->events + p * size, event, size);
 	r->count++;
-	for (int j = 0; j < r->nslides; j++)
+	for (int j = 0; j < r->set.nslides; j++)
 	{
-		const FsWindowSpec *spec = &r->set.specs[r->spec_of[j]];
+		const FsWindowSpec *spec = &r->set.specs[r->set.slide_spec[j]];
 
-		if (reads_value_stats(spec))
-		{
-			if (event->time > r->latest - spec->window)
-				slide_add(spec, &r->slides[j], event);
-			else
-				r->front[j]++;
-		}
-		else if (spec->agg == FS_AGG_DISTINCT)
-			slide_add(spec, &r->slides[j], event);
+		if (slide_take_late(spec, &r->slides[j], event, r->latest))
+			r->front[j]++;
 		if (slide_needs_refold(spec, &r->slides[j]))
 			replay_refold(r, spec, j, r->latest);
 	}
@@ -1281,9 +1301,9 @@ FsReplayCompute(FsReplay *r, const FsEvent *current, double *result,
 							current, false, result, isnull);
 		return;
 	}
-	for (int j = 0; j < r->nslides; j++)
+	for (int j = 0; j < r->set.nslides; j++)
 	{
-		const FsWindowSpec *spec = &r->set.specs[r->spec_of[j]];
+		const FsWindowSpec *spec = &r->set.specs[r->set.slide_spec[j]];
 
 		if (reads_value_stats(spec))
 		{
@@ -1320,7 +1340,7 @@ FsReplayAppendStored(FsReplay *r, const FsEvent *events, int count)
 void
 FsReplaySeed(FsReplay *r, const FsSlide *slides, const int64 *fronts)
 {
-	for (int j = 0; j < r->nslides; j++)
+	for (int j = 0; j < r->set.nslides; j++)
 	{
 		r->slides[j] = slides[j];
 		r->front[j] = Min(Max(fronts[j], r->base + r->start), r->base + r->count);
@@ -1360,9 +1380,9 @@ FsReplayAppend(FsReplay *r, const FsEvent *event)
 	r->latest = Max(r->latest, event->time);
 	replay_prune(r);
 
-	for (int j = 0; j < r->nslides; j++)
+	for (int j = 0; j < r->set.nslides; j++)
 	{
-		const FsWindowSpec *spec = &r->set.specs[r->spec_of[j]];
+		const FsWindowSpec *spec = &r->set.specs[r->set.slide_spec[j]];
 
 		if (!r->valid)
 		{

@@ -83,14 +83,17 @@ typedef struct FsEventRun
 
 /*
  * The features of a group as the window math takes them: their specs
- * (linked by FsWindowSpecsLink), the longest window, and a signature
- * that changes whenever any spec does (it tells whether stored running
- * summaries were made for these specs).
+ * (linked by FsWindowSpecsLink), their accumulators (the specs that share
+ * no other's, in order: running summaries go one per accumulator), the
+ * longest window, and a signature that changes whenever any spec does (it
+ * tells whether stored running summaries were made for these specs).
  */
 typedef struct FsWindowSet
 {
 	const FsWindowSpec *specs;
 	int			nspecs;
+	int			nslides;		/* accumulators */
+	int			slide_spec[FS_MAX_SPECS];	/* each accumulator's spec */
 	int64		longest;
 	uint32		signature;
 } FsWindowSet;
@@ -172,6 +175,8 @@ extern void FsSlideAdd(const FsWindowSpec *spec, FsSlide *slide,
 extern void FsSlideRemove(const FsWindowSpec *spec, FsSlide *slide,
 						  const FsEvent *event);
 extern bool FsSlideNeedsRefold(const FsWindowSpec *spec, const FsSlide *slide);
+extern bool FsSlideTakeLate(const FsWindowSpec *spec, FsSlide *slide,
+							const FsEvent *event, TimestampTz anchor);
 extern void FsWindowComputeSlid(const FsWindowSet *set, Size event_size,
 								const FsSlide *const *slides,
 								const FsEventRun *stored, int nstored,
