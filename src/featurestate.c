@@ -1173,21 +1173,22 @@ late_summaries(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 			return NULL;
 	}
 	summary_copy(ent, set, local, false);
+	/* the stored events newer than t leave (all are in every window) */
+	for (int32 b = ent->tail_block; b != FS_NONE; b = blocks[b].next)
+		for (int i = 0; i < blocks[b].count; i++)
+		{
+			const FsEvent *ev = FS_EVENT_AT(blocks[b].data, i, esize);
+
+			if (ev->time > t)
+				for (int j = 0; j < set->nslides; j++)
+					FsSlideRemove(&set->specs[set->slide_spec[j]], &local[j], ev);
+		}
 	for (int j = 0; j < set->nslides; j++)
 	{
 		const FsWindowSpec *spec = &set->specs[set->slide_spec[j]];
 		FsSlide    *slide = &local[j];
 		int			nblocks = 0;
 
-		/* the stored events newer than t leave (all are in the window) */
-		for (int32 b = ent->tail_block; b != FS_NONE; b = blocks[b].next)
-			for (int i = 0; i < blocks[b].count; i++)
-			{
-				const FsEvent *ev = FS_EVENT_AT(blocks[b].data, i, esize);
-
-				if (ev->time > t)
-					FsSlideRemove(spec, slide, ev);
-			}
 		/* those before the front but in t's window come back */
 		for (int32 b = ent->first_block; b != FS_NONE; b = blocks[b].next)
 		{
