@@ -62,6 +62,8 @@ for my $b (@{ $report->{benchmarks} })
     if ($b->{name} eq "kafka_ingest" && $r->{worker_msgs_per_s})
     {
         printf "\"Kafka ingest\\n(worker vs kcat)\"\t%d\t%d\n", $r->{worker_msgs_per_s}, $r->{kcat_msgs_per_s};
+        printf "\"Kafka ingest\\n(worker vs COPY)\"\t%d\t%d\n", $r->{worker_msgs_per_s}, $r->{copy_rows_per_s}
+          if $r->{copy_rows_per_s};
     }
     elsif ($b->{name} eq "features" && $r->{window_aggregates_ms})
     {
