@@ -947,6 +947,25 @@ seek_front(FsSlide *slide, Size esize, TimestampTz limit)
 #define FS_MAX_SHIFT	512
 
 /*
+ * The first block that may hold stored events newer than t, for an entity
+ * whose events from the tail mark on are in time order (as while it has
+ * summaries, or may take late events in place): the last block when its
+ * first event is at or before t, as for the usual late event, a few
+ * events behind the newest; else the tail mark.  The tail mark lies
+ * max_lateness behind the newest event, which for a busy entity is
+ * hundreds of blocks, each a cache miss to walk.
+ */
+static int32
+newer_from(const FsEntity *ent, TimestampTz t, Size esize)
+{
+	const FsBlock *last = &blocks[ent->last_block];
+
+	if (last->count > 0 && FS_EVENT_AT(last->data, 0, esize)->time <= t)
+		return ent->last_block;
+	return ent->tail_block;
+}
+
+/*
  * Store an event older than the entity's newest in its place in time
  * order, moving the newer events one place on, and add it to the running
  * summaries (of "set", NULL if none) that hold the events from its place
@@ -975,7 +994,7 @@ insert_in_order(FsEntity *ent, const FsWindowSet *set, FsSlide *slides,
 		ev->time < ent->tail_from)
 		return false;
 	/* the first stored event newer than ev: (b, i) */
-	for (b = ent->tail_block; b != FS_NONE; b = blocks[b].next)
+	for (b = newer_from(ent, ev->time, esize); b != FS_NONE; b = blocks[b].next)
 		if (blocks[b].max_time > ev->time)
 			break;
 	if (b == FS_NONE)
@@ -1174,7 +1193,7 @@ late_summaries(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 	}
 	summary_copy(ent, set, local, false);
 	/* the stored events newer than t leave (all are in every window) */
-	for (int32 b = ent->tail_block; b != FS_NONE; b = blocks[b].next)
+	for (int32 b = newer_from(ent, t, esize); b != FS_NONE; b = blocks[b].next)
 		for (int i = 0; i < blocks[b].count; i++)
 		{
 			const FsEvent *ev = FS_EVENT_AT(blocks[b].data, i, esize);
