@@ -824,9 +824,11 @@ summary_alloc(FsEntity *ent, const FsWindowSet *set)
 }
 
 /*
- * Walk a stats summary's front past the events at or before "limit",
- * removing them; the front ends on the oldest event after it, or just
- * past the newest event.
+ * Walk a stats summary's front past the events at or before "limit": the
+ * front ends on the oldest event after it, or just past the newest event.
+ * The events passed leave the summary of "spec"; with spec NULL the
+ * summary did not hold them (a late event put in place before its front)
+ * and only the front moves.
  */
 static void
 walk_front(const FsWindowSpec *spec, FsSlide *slide, Size esize,
@@ -850,7 +852,8 @@ walk_front(const FsWindowSpec *spec, FsSlide *slide, Size esize,
 		ev = FS_EVENT_AT(blocks[b].data, i, esize);
 		if (ev->time > limit)
 			break;
-		FsSlideRemove(spec, slide, ev);
+		if (spec != NULL)
+			FsSlideRemove(spec, slide, ev);
 		i++;
 	}
 	slide->front_block = b;
@@ -913,34 +916,6 @@ advance_tail(FsEntity *ent, TimestampTz bound)
 		ent->tail_from = Max(ent->tail_from, blocks[ent->tail_block].max_time);
 		ent->tail_block = blocks[ent->tail_block].next;
 	}
-}
-
-/*
- * Move a stats summary's front past the events at or before limit, which
- * it does not hold.
- */
-static void
-seek_front(FsSlide *slide, Size esize, TimestampTz limit)
-{
-	int32		b = slide->front_block;
-	int			i = slide->front_index;
-
-	while (b != FS_NONE)
-	{
-		if (i >= blocks[b].count)
-		{
-			if (blocks[b].next == FS_NONE)
-				break;
-			b = blocks[b].next;
-			i = 0;
-			continue;
-		}
-		if (FS_EVENT_AT(blocks[b].data, i, esize)->time > limit)
-			break;
-		i++;
-	}
-	slide->front_block = b;
-	slide->front_index = (uint8) i;
 }
 
 /* Most stored events a late event may move to take its place in time order. */
@@ -1050,7 +1025,7 @@ insert_in_order(FsEntity *ent, const FsWindowSet *set, FsSlide *slides,
 		const FsWindowSpec *spec = &set->specs[set->slide_spec[j]];
 
 		if (FsSlideTakeLate(spec, &slides[j], ev, anchor))
-			seek_front(&slides[j], esize, anchor - spec->window);
+			walk_front(NULL, &slides[j], esize, anchor - spec->window);
 	}
 	return true;
 }
