@@ -1069,7 +1069,10 @@ version_of(const FsEntity *ent)
  * one entity then pays O(1) per event for the walks, however far its
  * events run ahead of the stored ones.  Valid while the entity's stored
  * events stay as they were (its version) and the definitions are the ones
- * it was made for.
+ * it was made for.  The session's own merge of its events (FsStateAppend)
+ * starts from the cache and leaves the merged summaries in it, so that a
+ * session writing an entity transaction after transaction does not copy
+ * them out of shared memory again.
  */
 struct FsSummaryCache
 {
@@ -1424,14 +1427,66 @@ FsStateLatest(const FsEntityKey *key, uint32 layout)
 }
 
 /*
+ * Whether the summaries of a session's cache can stand for the stored
+ * ones in an append of "events": walked from them (same version and
+ * definitions), to no later than the newest event, and the events in
+ * time order after the stored ones, so that no late event needs the
+ * stored summaries' own fronts (insert_in_order).  Then adding the events
+ * and walking on gives what copying the stored summaries would.
+ */
+static bool
+cache_serves_append(const FsSummaryCache *cache, const FsEntity *ent,
+					const FsWindowSet *set, const FsEvent *events, int count,
+					Size esize)
+{
+	TimestampTz t = ent->latest;
+
+	if (cache == NULL || cache->slides == NULL || cache->nslides != set->nslides ||
+		cache->version != version_of(ent) || cache->signature != set->signature)
+		return false;
+	for (int i = 0; i < count; i++)
+	{
+		const FsEvent *ev = FS_EVENT_AT(events, i, esize);
+
+		if (ev->time < t)
+			return false;
+		t = ev->time;
+	}
+	return cache->walked_to <= t;
+}
+
+/*
+ * After an append, hand the entity's summaries (NULL: it has none) to the
+ * session's cache as if copied out and walked to its newest event: the
+ * session's next events of the entity walk on from there.
+ */
+static void
+cache_keep(FsSummaryCache *cache, const FsEntity *ent, const FsWindowSet *set,
+		   const FsSlide *slides)
+{
+	if (cache == NULL)
+		return;
+	cache->version = 0;
+	if (slides == NULL || cache->slides == NULL || cache->nslides != set->nslides)
+		return;
+	if (slides != cache->slides)
+		memcpy(cache->slides, slides, sizeof(FsSlide) * set->nslides);
+	cache->version = version_of(ent);
+	cache->signature = set->signature;
+	cache->walked_to = ent->latest;
+}
+
+/*
  * Append committed events of one entity, in arrival order, and maintain
- * its running summaries for the definitions "set" (NULL: drop them).
+ * its running summaries for the definitions "set" (NULL: drop them),
+ * starting from those of the committing session's cache (NULL: none) when
+ * it can (cache_serves_append), and leaving them there.
  * Runs after commit: never throws, never allocates backend memory; when
  * shared memory is exhausted it makes room as the file header describes.
  */
 void
 FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
-			  const FsEvent *events, int count)
+			  const FsEvent *events, int count, FsSummaryCache *cache)
 {
 	FsGroupSlot *slot = group_slot(key->group);
 	Size		esize = slot->event_size;
@@ -1441,7 +1496,8 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 	FsEntity   *ent;
 	int32		e;
 	TimestampTz newest = DT_NOBEGIN;
-	FsSlide		slides[FS_MAX_SLIDES];
+	FsSlide		local[FS_MAX_SLIDES];
+	FsSlide    *slides = local;
 	int			nslides = 0;
 	bool		summarise;
 	TimestampTz anchor;			/* the summaries' windows end here */
@@ -1488,7 +1544,12 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		(!summarise || ent->summary_signature != set->signature))
 		summary_drop(ent);
 	if (ent->summary != FS_NONE)
-		summary_copy(ent, set, slides, false);
+	{
+		if (cache_serves_append(cache, ent, set, events, count, esize))
+			slides = cache->slides;
+		else
+			summary_copy(ent, set, slides, false);
+	}
 	anchor = ent->latest;
 
 	for (int i = 0; i < count; i++)
@@ -1555,6 +1616,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 			refold(ent, &set->specs[set->slide_spec[j]], &slides[j], esize);
 		summary_copy(ent, set, slides, true);
 	}
+	cache_keep(cache, ent, set, ent->summary != FS_NONE ? slides : NULL);
 
 	/* Blocks no window can reach any more go back to the pool. */
 	while (ent->first_block != FS_NONE && ent->first_block != ent->last_block &&

@@ -83,6 +83,7 @@ extern uint64 FsStateVersion(const FsEntityKey *key, uint32 layout);
 extern uint64 FsStateReplay(const FsEntityKey *key, uint32 layout, FsReplay *replay);
 extern void FsStateAppend(const FsEntityKey *key, uint32 layout,
 						  const FsWindowSet *set,
-						  const FsEvent *events, int count);
+						  const FsEvent *events, int count,
+						  FsSummaryCache *cache);
 
 #endif							/* FRAUDSTREAM_FEATURESTATE_H */

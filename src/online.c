@@ -99,6 +99,9 @@ typedef struct PendingEntity
 	int			replay_seen;	/* pending events appended to it; -1: stale */
 	/* the stored summaries walked on, from its second event (FsStateCompute) */
 	FsSummaryCache *summaries;	/* NULL until needed */
+	/* the entities this transaction appended to, linked */
+	struct PendingEntity *next_touched;
+	uint64		touched_in;		/* xact_number when last linked */
 } PendingEntity;
 
 /*
@@ -121,8 +124,24 @@ typedef struct PendingGroup
 
 #define MAX_PENDING_GROUPS	64
 
+/*
+ * Entities and their summary caches outlive the transaction (entity_cxt),
+ * so that a session that writes an entity again, as a Kafka worker does
+ * batch after batch, walks on from the summaries its own merge left
+ * instead of copying them out of shared memory again.  They are dropped
+ * all at once when they take more than SESSION_ENTITY_MEMORY.  Pending
+ * events themselves, the group copies and replays live in pending_cxt,
+ * reset at transaction end.
+ */
+#define SESSION_ENTITY_MEMORY	((Size) 32 * 1024 * 1024)
+/* Pending event arrays longer than this are freed at transaction end. */
+#define KEPT_EVENT_CAPACITY		256
+
+static MemoryContext entity_cxt = NULL;
 static MemoryContext pending_cxt = NULL;
 static HTAB *pending = NULL;
+static PendingEntity *touched = NULL;
+static uint64 xact_number = 1;
 static PendingGroup pending_groups[MAX_PENDING_GROUPS];
 static int	n_pending_groups = 0;
 
@@ -184,13 +203,47 @@ truncated_in_xact(int group)
 	return false;
 }
 
+/* The memory context of the session's entities, created on first use. */
+static MemoryContext
+entity_context(void)
+{
+	if (entity_cxt == NULL)
+		entity_cxt = AllocSetContextCreate(TopMemoryContext,
+										   "fraudstream session entities",
+										   ALLOCSET_DEFAULT_SIZES);
+	return entity_cxt;
+}
+
+/* Transaction end: no event is pending any more. */
 static void
 reset_pending(void)
 {
+	for (PendingEntity *pe = touched; pe != NULL; pe = pe->next_touched)
+	{
+		pe->count = 0;
+		pe->latest = DT_NOBEGIN;
+		pe->replay = NULL;		/* in pending_cxt */
+		pe->replay_seen = -1;
+		if (pe->capacity > KEPT_EVENT_CAPACITY)
+		{
+			pfree(pe->events);
+			pfree(pe->levels);
+			pe->events = NULL;
+			pe->levels = NULL;
+			pe->capacity = 0;
+		}
+	}
+	touched = NULL;
+	xact_number++;
 	if (pending_cxt != NULL)
 		MemoryContextReset(pending_cxt);
-	pending = NULL;
 	n_pending_groups = 0;
+	if (entity_cxt != NULL &&
+		MemoryContextMemAllocated(entity_cxt, true) > SESSION_ENTITY_MEMORY)
+	{
+		MemoryContextReset(entity_cxt);
+		pending = NULL;
+	}
 }
 
 /* Entity keys carry their hash already (FsEntityKeyFromDatum). */
@@ -215,7 +268,7 @@ pending_lookup(const FsEntityKey *key, bool create)
 		ctl.keysize = sizeof(FsEntityKey);
 		ctl.entrysize = sizeof(PendingEntity);
 		ctl.hash = pending_key_hash;
-		ctl.hcxt = pending_context();
+		ctl.hcxt = entity_context();
 		pending = hash_create("fraudstream pending entities", 256, &ctl,
 							  HASH_ELEM | HASH_FUNCTION | HASH_CONTEXT);
 	}
@@ -230,6 +283,7 @@ pending_lookup(const FsEntityKey *key, bool create)
 		pe->replay = NULL;
 		pe->replay_seen = -1;
 		pe->summaries = NULL;
+		pe->touched_in = 0;
 	}
 	return pe;
 }
@@ -243,8 +297,8 @@ pending_append(PendingEntity *pe, const FsGroupDef *gd, const FsEvent *event)
 
 		if (pe->events == NULL)
 		{
-			pe->events = MemoryContextAlloc(pending_cxt, cap * gd->event_size);
-			pe->levels = MemoryContextAlloc(pending_cxt, cap * sizeof(int));
+			pe->events = MemoryContextAlloc(entity_cxt, cap * gd->event_size);
+			pe->levels = MemoryContextAlloc(entity_cxt, cap * sizeof(int));
 		}
 		else
 		{
@@ -252,6 +306,12 @@ pending_append(PendingEntity *pe, const FsGroupDef *gd, const FsEvent *event)
 			pe->levels = repalloc(pe->levels, cap * sizeof(int));
 		}
 		pe->capacity = cap;
+	}
+	if (pe->touched_in != xact_number)
+	{
+		pe->touched_in = xact_number;
+		pe->next_touched = touched;
+		touched = pe;
 	}
 	pe->layout = gd->layout;
 	pe->event_size = gd->event_size;
@@ -268,13 +328,7 @@ pending_append(PendingEntity *pe, const FsGroupDef *gd, const FsEvent *event)
 static void
 pending_subxact_end(int level, bool commit)
 {
-	HASH_SEQ_STATUS seq;
-	PendingEntity *pe;
-
-	if (pending == NULL)
-		return;
-	hash_seq_init(&seq, pending);
-	while ((pe = hash_seq_search(&seq)) != NULL)
+	for (PendingEntity *pe = touched; pe != NULL; pe = pe->next_touched)
 	{
 		int			i = pe->count;
 
@@ -300,16 +354,10 @@ pending_subxact_end(int level, bool commit)
 static void
 merge_pending(void)
 {
-	HASH_SEQ_STATUS seq;
-	PendingEntity *pe;
-
 	for (int i = 0; i < n_pending_groups; i++)
 		if (pending_groups[i].truncated)
 			FsGroupClear(pending_groups[i].group, false);
-	if (pending == NULL)
-		return;
-	hash_seq_init(&seq, pending);
-	while ((pe = hash_seq_search(&seq)) != NULL)
+	for (PendingEntity *pe = touched; pe != NULL; pe = pe->next_touched)
 	{
 		const FsWindowSet *set = NULL;
 
@@ -321,7 +369,7 @@ merge_pending(void)
 				pending_groups[i].layout == pe->layout)
 				set = &pending_groups[i].set;
 		FsStateAppend(&pe->key, pe->layout, set, (const FsEvent *) pe->events,
-					  pe->count);
+					  pe->count, pe->summaries);
 	}
 }
 
@@ -511,7 +559,7 @@ rebuild_group(const FsGroupDef *gd, Oid relid)
 		qsort(rs.loaded, rs.count, sizeof(LoadedEvent), loaded_cmp);
 		for (int64 i = 0; i < rs.count; i++)
 			FsStateAppend(&rs.loaded[i].key, gd->layout, &gd->window_set,
-						  rs.loaded[i].event, 1);
+						  rs.loaded[i].event, 1, NULL);
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
@@ -619,10 +667,10 @@ compute(const FsGroupDef *gd, const FsEntityKey *key, PendingEntity *pe,
 		run.count = 0;
 	/* an entity with one event pending is likely to get more: keep its walk */
 	if (run.count > 0 && pe->summaries == NULL)
-		pe->summaries = FsSummaryCacheCreate(pending_context());
+		pe->summaries = FsSummaryCacheCreate(entity_context());
 	if (gd->layout != 0 && !truncated_in_xact(gd->group))
 		(void) FsStateCompute(key, gd->layout, &run, &gd->window_set,
-							  run.count > 0 ? pe->summaries : NULL,
+							  pe != NULL ? pe->summaries : NULL,
 							  event, probe, result, isnull, &latest);
 	else
 		FsWindowCompute(gd->specs, gd->nfeatures, gd->event_size, &run,
@@ -752,20 +800,13 @@ fraudstream_truncate_trigger(PG_FUNCTION_ARGS)
 		const FsGroupDef *gd = &sd->groups[i];
 
 		note_group(sd->relid, gd)->truncated = true;
-		if (pending != NULL)
-		{
-			HASH_SEQ_STATUS seq;
-			PendingEntity *pe;
-
-			hash_seq_init(&seq, pending);
-			while ((pe = hash_seq_search(&seq)) != NULL)
-				if (pe->key.group == gd->group)
-				{
-					pe->count = 0;
-					pe->latest = DT_NOBEGIN;
-					pe->replay_seen = -1;
-				}
-		}
+		for (PendingEntity *pe = touched; pe != NULL; pe = pe->next_touched)
+			if (pe->key.group == gd->group)
+			{
+				pe->count = 0;
+				pe->latest = DT_NOBEGIN;
+				pe->replay_seen = -1;
+			}
 	}
 	return PointerGetDatum(NULL);
 }
