@@ -75,9 +75,37 @@ SELECT s.id
  GROUP BY s.id, s.score
 HAVING abs(s.score - 1 / (1 + exp(-(-2 + sum(f.w * f.x))))) > 1e-12) off;
 
+-- In time order, one session, three transactions of 500 rows (83 minutes,
+-- longer than every window but the day's): the session's summaries take
+-- its pending events in (no replay), their fronts pass some of them, a
+-- savepoint rolls some back, and the next transaction goes on from what
+-- the merge stored.
+CREATE FUNCTION pd_in_order(lo int, hi int) RETURNS SETOF pd LANGUAGE sql AS $$
+    SELECT i, CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END,
+           timestamptz '2026-02-01 00:00+00' + i * interval '10 seconds',
+           ((i * 7919) % 1000) / 10.0,
+           'd' || CASE WHEN i % 2 = 0 THEN i % 3 ELSE i % 10 END
+      FROM generate_series(lo, hi) i
+$$;
+INSERT INTO pd SELECT * FROM pd_in_order(1201, 1700) ORDER BY id;
+BEGIN;
+INSERT INTO pd SELECT * FROM pd_in_order(1701, 1900) ORDER BY id;
+SAVEPOINT s;
+INSERT INTO pd SELECT * FROM pd_in_order(1901, 1950) ORDER BY id;
+ROLLBACK TO SAVEPOINT s;
+INSERT INTO pd SELECT * FROM pd_in_order(1951, 2200) ORDER BY id;
+COMMIT;
+INSERT INTO pd SELECT * FROM pd_in_order(2201, 2700) ORDER BY id;
+SELECT count(*) AS rows_compared,
+       count(*) FILTER (WHERE s.features IS DISTINCT FROM h.features) AS differences
+  FROM fraudstream.scores s
+  JOIN fraudstream.feature_history('pd', 'id', 'id') h ON h.key = s.row_key
+ WHERE s.relation = 'pd'::regclass AND s.row_key::int > 1200;
+
 -- leave nothing behind for the other tests
 SET client_min_messages = warning;
 DROP FUNCTION pd_rows;
+DROP FUNCTION pd_in_order;
 DROP TABLE pd;
 DELETE FROM fraudstream.scores WHERE model = 'pd_m';
 DELETE FROM fraudstream.models WHERE name = 'pd_m';

@@ -1073,6 +1073,17 @@ version_of(const FsEntity *ent)
  * starts from the cache and leaves the merged summaries in it, so that a
  * session writing an entity transaction after transaction does not copy
  * them out of shared memory again.
+ *
+ * Overlay.  The cache also takes the session's pending events of the
+ * entity in (overlay_at), as they come, in time order: the summaries are
+ * then those of the stored and pending events together, each front in the
+ * stored events or, once past them, in the pending ones ("passed"), and
+ * the features of the next event need no fold of the pending events.  At
+ * commit the merge stores these summaries as they are (FsStateAppend).
+ * Pending events out of time order, or an event older than the overlay's
+ * newest, are served the first way, from the stored summaries alone plus
+ * a fold of the pending events.  The owner resets the cache when pending
+ * events it took are rolled back (FsSummaryCacheReset).
  */
 struct FsSummaryCache
 {
@@ -1082,6 +1093,11 @@ struct FsSummaryCache
 	int			nslides;
 	TimestampTz walked_to;		/* fronts walked to windows ending here */
 	FsSlide    *slides;			/* nslides of them; NULL until needed */
+	/* the overlay */
+	int			pending;		/* pending events in the slides */
+	TimestampTz newest;			/* newest event in the slides */
+	bool		stored_only;	/* no overlay until the transaction ends */
+	int		   *passed;			/* per slide: pending events its front passed */
 };
 
 /* An empty cache; it takes memory in cxt once its entity has summaries. */
@@ -1092,6 +1108,51 @@ FsSummaryCacheCreate(MemoryContext cxt)
 
 	cache->cxt = cxt;
 	return cache;
+}
+
+/* Forget the cache's summaries: its pending events were rolled back. */
+void
+FsSummaryCacheReset(FsSummaryCache *cache)
+{
+	cache->version = 0;
+	cache->pending = 0;
+	cache->stored_only = false;
+}
+
+/* Whether the cache's summaries hold pending events (serve as an overlay). */
+bool
+FsSummaryCacheHoldsPending(const FsSummaryCache *cache)
+{
+	return cache->pending > 0 && !cache->stored_only;
+}
+
+/*
+ * Transaction end: the pending events the overlay took are merged (and
+ * then no longer in it, see cache_keep) or gone.
+ */
+void
+FsSummaryCacheEndXact(FsSummaryCache *cache)
+{
+	if (cache->pending > 0)
+		FsSummaryCacheReset(cache);
+	cache->stored_only = false;
+}
+
+/* Slides (and fronts in pending events) for the definitions' count. */
+static void
+cache_fit(FsSummaryCache *cache, int nslides)
+{
+	if (cache->slides != NULL && cache->nslides == nslides)
+		return;
+	if (cache->slides != NULL)
+	{
+		pfree(cache->slides);
+		pfree(cache->passed);
+	}
+	cache->slides = MemoryContextAlloc(cache->cxt, sizeof(FsSlide) * nslides);
+	cache->passed = MemoryContextAllocZero(cache->cxt, sizeof(int) * Max(nslides, 1));
+	cache->nslides = nslides;
+	FsSummaryCacheReset(cache);
 }
 
 /*
@@ -1110,16 +1171,8 @@ summaries_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 
 	if (cache != NULL)
 	{
-		int			nslides = set->nslides;
-
-		if (cache->slides == NULL || cache->nslides != nslides)
-		{
-			if (cache->slides != NULL)
-				pfree(cache->slides);
-			cache->slides = MemoryContextAlloc(cache->cxt, sizeof(FsSlide) * nslides);
-			cache->nslides = nslides;
-			cache->version = 0;
-		}
+		Assert(cache->pending == 0);
+		cache_fit(cache, set->nslides);
 		slides = cache->slides;
 		walked = cache->version == version_of(ent) &&
 			cache->signature == set->signature && t >= cache->walked_to;
@@ -1141,6 +1194,142 @@ summaries_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 			refold_after(ent, spec, slide, esize, t - spec->window, slide->front_block);
 	}
 	return slides;
+}
+
+/*
+ * Add the pending events the overlay lacks to its summaries; false,
+ * adding none, unless they are in time order, no older than the events
+ * in it or than the window it was walked to, and no newer than "until".
+ */
+static bool
+overlay_take(FsSummaryCache *cache, const FsWindowSet *set,
+			 const FsEventRun *pending, Size esize, TimestampTz until)
+{
+	TimestampTz t = Max(cache->newest, cache->walked_to);
+
+	for (int i = cache->pending; i < pending->count; i++)
+	{
+		TimestampTz et = FS_EVENT_AT(pending->events, i, esize)->time;
+
+		if (et < t || et > until)
+			return false;
+		t = et;
+	}
+	for (int i = cache->pending; i < pending->count; i++)
+	{
+		const FsEvent *ev = FS_EVENT_AT(pending->events, i, esize);
+
+		for (int j = 0; j < set->nslides; j++)
+			FsSlideAdd(&set->specs[set->slide_spec[j]], &cache->slides[j], ev);
+		cache->newest = ev->time;
+	}
+	cache->pending = Max(cache->pending, pending->count);
+	return true;
+}
+
+/* Whether a stats summary's front is past every stored event. */
+static inline bool
+front_past_stored(const FsEntity *ent, const FsSlide *slide)
+{
+	return ent->last_block == FS_NONE ||
+		(slide->front_block == ent->last_block &&
+		 slide->front_index >= blocks[ent->last_block].count);
+}
+
+/*
+ * Walk an overlay's stats summary to the window ending after "limit":
+ * through the stored events, then the pending ones.
+ */
+static void
+overlay_walk(const FsEntity *ent, const FsWindowSpec *spec, FsSlide *slide,
+			 int *passed, const FsEventRun *pending, int npending, Size esize,
+			 TimestampTz limit)
+{
+	if (*passed == 0)
+	{
+		walk_front(spec, slide, esize, limit);
+		if (!front_past_stored(ent, slide))
+			return;
+	}
+	while (*passed < npending)
+	{
+		const FsEvent *ev = FS_EVENT_AT(pending->events, *passed, esize);
+
+		if (ev->time > limit)
+			break;
+		FsSlideRemove(spec, slide, ev);
+		(*passed)++;
+	}
+}
+
+/* Rebuild an overlay's stats summary of the events after "limit". */
+static void
+overlay_refold(const FsEntity *ent, const FsWindowSpec *spec, FsSlide *slide,
+			   int *passed, const FsEventRun *pending, int npending, Size esize,
+			   TimestampTz limit)
+{
+	refold_after(ent, spec, slide, esize, limit,
+				 *passed == 0 ? slide->front_block : ent->last_block);
+	*passed = 0;
+	for (int i = 0; i < npending; i++)
+	{
+		const FsEvent *ev = FS_EVENT_AT(pending->events, i, esize);
+
+		if (ev->time <= limit)
+			*passed = i + 1;
+		else
+			FsSlideAdd(spec, slide, ev);
+	}
+}
+
+/*
+ * The summaries of the entity's stored events and the session's pending
+ * ones, walked to the window ending at t, in the cache (see "Overlay"
+ * above); NULL when the overlay cannot serve: an event older than its
+ * newest, or pending events it cannot take (the cache then serves stored
+ * summaries only, until the transaction ends).
+ */
+static FsSlide *
+overlay_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
+		   FsSummaryCache *cache, const FsEventRun *pending)
+{
+	if (cache->stored_only || t < cache->newest)
+		return NULL;
+	cache_fit(cache, set->nslides);
+	if (cache->version != version_of(ent) || cache->signature != set->signature ||
+		t < cache->walked_to || cache->pending > pending->count)
+	{
+		summary_copy(ent, set, cache->slides, false);
+		memset(cache->passed, 0, sizeof(int) * set->nslides);
+		cache->version = version_of(ent);
+		cache->signature = set->signature;
+		cache->walked_to = ent->latest;
+		cache->newest = ent->latest;
+		cache->pending = 0;
+	}
+	if (!overlay_take(cache, set, pending, esize, t))
+	{
+		/* back to the stored summaries (summaries_at copies them again) */
+		cache->stored_only = true;
+		cache->version = 0;
+		cache->pending = 0;
+		return NULL;
+	}
+	for (int j = 0; j < set->nslides; j++)
+	{
+		const FsWindowSpec *spec = &set->specs[set->slide_spec[j]];
+		FsSlide    *slide = &cache->slides[j];
+
+		if (!FsSlideIsStats(spec))
+			continue;
+		overlay_walk(ent, spec, slide, &cache->passed[j], pending, cache->pending,
+					 esize, t - spec->window);
+		if ((slide->flags & FS_SLIDE_STALE) && slide->front_block != FS_NONE)
+			overlay_refold(ent, spec, slide, &cache->passed[j], pending,
+						   cache->pending, esize, t - spec->window);
+	}
+	cache->walked_to = t;
+	return cache->slides;
 }
 
 /* Blocks before a summary's front a late read walks at most (late_summaries). */
@@ -1236,6 +1425,7 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 	FsSlide		local[FS_MAX_SLIDES];
 	const FsSlide *slide_of[FS_MAX_SPECS];
 	bool		summarised = false;
+	bool		overlaid = false;	/* the summaries hold the pending events */
 	bool		scan = true;
 	int32		scan_from = FS_NONE;	/* where the scan starts; FS_NONE: first block */
 	int64		scan_window = 0;
@@ -1255,8 +1445,16 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 		if (ent->summary != FS_NONE && ent->summary_signature == set->signature)
 		{
 			if (current->time >= ent->latest)
-				slides = summaries_at(ent, set, slot->event_size, current->time,
-									  cache, local);
+			{
+				if (cache != NULL && pending != NULL)
+					slides = overlay_at(ent, set, slot->event_size, current->time,
+										cache, pending);
+				overlaid = slides != NULL;
+				if (slides == NULL)
+					slides = summaries_at(ent, set, slot->event_size, current->time,
+										  (cache != NULL && cache->stored_only) ? cache : NULL,
+										  local);
+			}
 			else
 				slides = late_summaries(ent, set, slot->event_size, current->time,
 										local);
@@ -1296,17 +1494,21 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 		{
 			int32		first = (scan_all || scan_from == FS_NONE) ? ent->first_block : scan_from;
 
-			runs = palloc(sizeof(FsEventRun) * (ent->nevents + 1));
+			runs = palloc(sizeof(FsEventRun) * (ent->nevents + 2));
 			for (int32 b = first; b != FS_NONE; b = blocks[b].next)
 			{
 				runs[nruns].events = (const FsEvent *) blocks[b].data;
 				runs[nruns].count = blocks[b].count;
 				nruns++;
 			}
+			/* what the summaries that serve hold is not folded again */
+			if (overlaid)
+				runs[nruns++] = *pending;
 		}
 	}
 	FsWindowComputeSlid(set, slot->event_size, summarised ? slide_of : NULL,
-						runs, nruns, pending, current, probe, result, isnull);
+						runs, nruns, overlaid ? NULL : pending, current, probe,
+						result, isnull);
 	LWLockRelease(lock);
 	if (runs)
 		pfree(runs);
@@ -1427,32 +1629,27 @@ FsStateLatest(const FsEntityKey *key, uint32 layout)
 }
 
 /*
- * Whether the summaries of a session's cache can stand for the stored
- * ones in an append of "events": walked from them (same version and
- * definitions), to no later than the newest event, and the events in
- * time order after the stored ones, so that no late event needs the
- * stored summaries' own fronts (insert_in_order).  Then adding the events
- * and walking on gives what copying the stored summaries would.
+ * Whether the overlay of a session's cache can stand for the stored
+ * summaries in an append of its pending events: made from them (same
+ * version and definitions), and taking the events it lacks in time order
+ * (overlay_take).  Then the summaries hold the events already, and those
+ * fronts that passed pending events only need placing in the blocks the
+ * events go to.
  */
 static bool
-cache_serves_append(const FsSummaryCache *cache, const FsEntity *ent,
-					const FsWindowSet *set, const FsEvent *events, int count,
-					Size esize)
+overlay_serves_append(FsSummaryCache *cache, const FsEntity *ent,
+					  const FsWindowSet *set, const FsEvent *events, int count,
+					  Size esize)
 {
-	TimestampTz t = ent->latest;
+	FsEventRun	run;
 
-	if (cache == NULL || cache->slides == NULL || cache->nslides != set->nslides ||
-		cache->version != version_of(ent) || cache->signature != set->signature)
+	if (cache == NULL || cache->stored_only || cache->slides == NULL ||
+		cache->nslides != set->nslides || cache->version != version_of(ent) ||
+		cache->signature != set->signature || cache->pending > count)
 		return false;
-	for (int i = 0; i < count; i++)
-	{
-		const FsEvent *ev = FS_EVENT_AT(events, i, esize);
-
-		if (ev->time < t)
-			return false;
-		t = ev->time;
-	}
-	return cache->walked_to <= t;
+	run.events = events;
+	run.count = count;
+	return overlay_take(cache, set, &run, esize, DT_NOEND);
 }
 
 /*
@@ -1466,21 +1663,25 @@ cache_keep(FsSummaryCache *cache, const FsEntity *ent, const FsWindowSet *set,
 {
 	if (cache == NULL)
 		return;
-	cache->version = 0;
+	FsSummaryCacheReset(cache);
 	if (slides == NULL || cache->slides == NULL || cache->nslides != set->nslides)
 		return;
 	if (slides != cache->slides)
 		memcpy(cache->slides, slides, sizeof(FsSlide) * set->nslides);
+	memset(cache->passed, 0, sizeof(int) * set->nslides);
 	cache->version = version_of(ent);
 	cache->signature = set->signature;
 	cache->walked_to = ent->latest;
+	cache->newest = ent->latest;
+	cache->pending = 0;
+	cache->stored_only = false;
 }
 
 /*
  * Append committed events of one entity, in arrival order, and maintain
  * its running summaries for the definitions "set" (NULL: drop them),
- * starting from those of the committing session's cache (NULL: none) when
- * it can (cache_serves_append), and leaving them there.
+ * starting from the overlay of the committing session's cache (NULL:
+ * none) when it can (overlay_serves_append), and leaving them there.
  * Runs after commit: never throws, never allocates backend memory; when
  * shared memory is exhausted it makes room as the file header describes.
  */
@@ -1499,6 +1700,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 	FsSlide		local[FS_MAX_SLIDES];
 	FsSlide    *slides = local;
 	int			nslides = 0;
+	bool		overlaid = false;	/* the summaries hold the events */
 	bool		summarise;
 	TimestampTz anchor;			/* the summaries' windows end here */
 
@@ -1545,7 +1747,8 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		summary_drop(ent);
 	if (ent->summary != FS_NONE)
 	{
-		if (cache_serves_append(cache, ent, set, events, count, esize))
+		overlaid = overlay_serves_append(cache, ent, set, events, count, esize);
+		if (overlaid)
 			slides = cache->slides;
 		else
 			summary_copy(ent, set, slides, false);
@@ -1597,6 +1800,16 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 			ent->summary_blocked_until = Max(ent->summary_blocked_until,
 											 ent->latest + slot->retain);
 		}
+		else if (overlaid)
+		{
+			/* a front that passed events before this one stops at it */
+			for (int j = 0; j < set->nslides; j++)
+				if (cache->passed[j] == i && i > 0)
+				{
+					slides[j].front_block = ent->last_block;
+					slides[j].front_index = (uint8) (blk->count - 1);
+				}
+		}
 		else if (ent->summary != FS_NONE)
 		{
 			for (int j = 0; j < set->nslides; j++)
@@ -1604,6 +1817,13 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		}
 		ent->latest = Max(ent->latest, ev->time);
 	}
+	/* one that passed them all is past the newest */
+	for (int j = 0; overlaid && ent->summary != FS_NONE && j < set->nslides; j++)
+		if (cache->passed[j] == count)
+		{
+			slides[j].front_block = ent->last_block;
+			slides[j].front_index = (uint8) blocks[ent->last_block].count;
+		}
 
 	if (ent->summary != FS_NONE)
 		summary_settle(ent, set, slides, esize);

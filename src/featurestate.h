@@ -72,6 +72,9 @@ extern void FsGroupGetCounters(int group, FsGroupCounters *counters);
 typedef struct FsSummaryCache FsSummaryCache;
 
 extern FsSummaryCache *FsSummaryCacheCreate(MemoryContext cxt);
+extern void FsSummaryCacheReset(FsSummaryCache *cache);
+extern void FsSummaryCacheEndXact(FsSummaryCache *cache);
+extern bool FsSummaryCacheHoldsPending(const FsSummaryCache *cache);
 extern bool FsStateCompute(const FsEntityKey *key, uint32 layout,
 						   const FsEventRun *pending,
 						   const FsWindowSet *set, FsSummaryCache *cache,

@@ -222,6 +222,8 @@ reset_pending(void)
 	{
 		pe->count = 0;
 		pe->latest = DT_NOBEGIN;
+		if (pe->summaries != NULL)
+			FsSummaryCacheEndXact(pe->summaries);
 		pe->replay = NULL;		/* in pending_cxt */
 		pe->replay_seen = -1;
 		if (pe->capacity > KEPT_EVENT_CAPACITY)
@@ -341,6 +343,8 @@ pending_subxact_end(int level, bool commit)
 		if (!commit && i < pe->count)
 		{
 			pe->count = i;
+			if (pe->summaries != NULL)
+				FsSummaryCacheReset(pe->summaries);
 			pe->replay_seen = -1;
 			pe->latest = DT_NOBEGIN;
 			for (int j = 0; j < i; j++)
@@ -656,6 +660,7 @@ compute(const FsGroupDef *gd, const FsEntityKey *key, PendingEntity *pe,
 	bool		late;
 
 	if (!probe && pe != NULL && pe->layout == gd->layout && pe->count >= PENDING_REPLAY_MIN &&
+		(pe->summaries == NULL || !FsSummaryCacheHoldsPending(pe->summaries)) &&
 		gd->layout != 0 && !truncated_in_xact(gd->group))
 		return compute_replayed(gd, key, pe, event, result, isnull);
 	if (pe != NULL && pe->layout == gd->layout)
@@ -804,6 +809,8 @@ fraudstream_truncate_trigger(PG_FUNCTION_ARGS)
 			if (pe->key.group == gd->group)
 			{
 				pe->count = 0;
+				if (pe->summaries != NULL)
+					FsSummaryCacheReset(pe->summaries);
 				pe->latest = DT_NOBEGIN;
 				pe->replay_seen = -1;
 			}
