@@ -597,7 +597,9 @@ finish_feature(const FsWindowSpec *spec, Accum *acc, const FsEvent *cur,
  *	  which for values in random order happens about once per window's
  *	  worth of removals.
  *	- distinct keeps up to FS_SLIDE_DISTINCT values with the time each
- *	  was last seen, reusing the slot of one that left the window; with
+ *	  was last seen, in the first "used" slots (so that an entity with a
+ *	  few values reads a few), reusing the slot of one that left the
+ *	  window; with
  *	  more values it overflows, features fall back to a scan, and the
  *	  caller refolds it every FS_SLIDE_REFOLD_EVERY appends to see whether
  *	  the window has shrunk back.
@@ -641,9 +643,6 @@ void
 FsSlideReset(const FsWindowSpec *spec, FsSlide *slide)
 {
 	memset(slide, 0, sizeof(*slide));
-	if (spec->agg == FS_AGG_DISTINCT)
-		for (int i = 0; i < FS_SLIDE_DISTINCT; i++)
-			slide->u.distinct.seen[i] = DT_NOBEGIN;
 }
 
 static inline Moments
@@ -719,19 +718,20 @@ slide_add(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
 					return;
 				}
 				h = slot_hash(event, spec->slot);
-				for (int i = 0; i < FS_SLIDE_DISTINCT; i++)
+				for (int i = 0; i < (int) slide->u.distinct.used; i++)
 				{
 					TimestampTz seen = slide->u.distinct.seen[i];
 
-					if (seen != DT_NOBEGIN && slide->u.distinct.hash[i] == h)
+					if (slide->u.distinct.hash[i] == h)
 					{
 						slide->u.distinct.seen[i] = Max(seen, event->time);
 						return;
 					}
-					if (free_slot < 0 &&
-						(seen == DT_NOBEGIN || seen <= event->time - spec->window))
+					if (free_slot < 0 && seen <= event->time - spec->window)
 						free_slot = i;
 				}
+				if (free_slot < 0 && slide->u.distinct.used < FS_SLIDE_DISTINCT)
+					free_slot = (int) slide->u.distinct.used++;
 				if (free_slot < 0)
 				{
 					slide->flags |= FS_SLIDE_OVERFLOW;
@@ -887,11 +887,11 @@ accum_from_slide(const FsWindowSpec *spec, Accum *acc, const FsSlide *slide,
 		case FS_AGG_DISTINCT:
 			if (slide->flags & FS_SLIDE_OVERFLOW)
 				return false;
-			for (int i = 0; i < FS_SLIDE_DISTINCT; i++)
+			for (int i = 0; i < (int) slide->u.distinct.used; i++)
 			{
 				TimestampTz seen = slide->u.distinct.seen[i];
 
-				if (seen != DT_NOBEGIN && seen > t - spec->window && seen <= t)
+				if (seen > t - spec->window && seen <= t)
 					set_add(acc, slide->u.distinct.hash[i]);
 			}
 			return true;

@@ -117,7 +117,8 @@ typedef struct FsWindowSet
  * entities whose events arrive in time order.  "front" is the position of
  * the oldest event in the window, kept by the caller (featurestate.c).
  *	stats		count, moments, min and max of the window's values
- *	distinct	up to FS_SLIDE_DISTINCT values, each with its latest time
+ *	distinct	up to FS_SLIDE_DISTINCT values, each with its latest time,
+ *				in the first "used" slots
  *	last		the newest event (with a position, for geo_velocity)
  */
 typedef struct FsSlide
@@ -141,8 +142,10 @@ typedef struct FsSlide
 		}			stats;
 		struct
 		{
+			uint32		used;		/* slots below this hold a value */
+			uint32		padding;
 			uint64		hash[FS_SLIDE_DISTINCT];
-			TimestampTz seen[FS_SLIDE_DISTINCT];	/* DT_NOBEGIN: unused */
+			TimestampTz seen[FS_SLIDE_DISTINCT];
 		}			distinct;
 		struct
 		{
