@@ -3,10 +3,12 @@
 # Kafka to a LISTEN client receiving the alert of that transaction, with
 # the demo's setup (demo/setup.sql: transactions table and clickstream
 # ring fed by two Kafka sources, its features and model, scoring
-# attached), at 10,000 and 50,000 transactions/s (fs_gen --event-time
-# now --rate R, with its clickstream, customers R * 360), and at 2,000/s,
-# a rate a shared 2-core machine sustains, for the latency of the path
-# itself rather than of a backlog (FS_BENCH_E2E_RATES overrides the list).
+# attached), at 10,000, 25,000 and 50,000 transactions/s (fs_gen
+# --event-time now --rate R, with its clickstream, customers R * 360), and
+# at 2,000/s, a rate a shared 2-core machine sustains, for the latency of
+# the path itself rather than of a backlog (FS_BENCH_E2E_RATES overrides
+# the list).  Each transaction comes with about one clickstream event, so
+# 25,000 transactions/s is about 50,000 events/s in all.
 #
 # The broker is warmed up first (see BROKER_WARMUP below).  Each rate runs
 # against a fresh PostgreSQL cluster of its own, sized as
@@ -22,14 +24,16 @@
 # busy during the run) is reported too: the generator, the broker and
 # PostgreSQL share its cores.
 #
-# Target: p99 <= 50 ms at 50,000 transactions/s.
+# Target: p99 <= 50 ms at 50,000 events/s, reported in both readings:
+# 50,000 transactions/s (and as many clickstream events), and 25,000
+# transactions/s with their clickstream (events_per_s_R counts both).
 # Writes e2e_latency.json and, per rate, the latencies of every alert in
 # ms (e2e_latency_RATE.dat) for bench/plot.sh.
 set -euo pipefail
 . "$FS_LIB"
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RATES=${FS_BENCH_E2E_RATES:-2000 10000 50000}
+RATES=${FS_BENCH_E2E_RATES:-2000 10000 25000 50000}
 DURATION=${FS_BENCH_E2E_DURATION:-30}
 WARMUP=${FS_BENCH_E2E_WARMUP:-15}
 base=$(dirname "$FS_BENCH_OUT")/e2e
@@ -81,7 +85,7 @@ for rate in $RATES; do
     demo_psql -At -c "SELECT (r.received_us - t.produced_at_us) / 1000.0
                         FROM alert_rx r JOIN txn t ON t.txn_id = r.row_key::bigint" \
         >"$FS_BENCH_OUT/e2e_latency_$rate.dat"
-    IFS='|' read -r n p50 p99 max sn sp50 sp99 smax rows ingest produced < <(demo_psql -At -c "
+    IFS='|' read -r n p50 p99 max sn sp50 sp99 smax rows ingest produced events < <(demo_psql -At -c "
         WITH l AS (SELECT (r.received_us - t.produced_at_us) / 1000.0 AS ms,
                           t.produced_at_us >= (SELECT min(produced_at_us) FROM txn) + $WARMUP * 1000000 AS steady
                      FROM alert_rx r JOIN txn t ON t.txn_id = r.row_key::bigint)
@@ -95,18 +99,26 @@ for rate in $RATES; do
                (SELECT coalesce(round(max(ms), 1), 0) FROM l WHERE steady),
                count(*),
                round(count(*) / nullif(extract(epoch FROM max(ingested_at) - min(ingested_at)), 0)),
-               round(count(*) / nullif((max(produced_at_us) - min(produced_at_us)) / 1e6, 0))
+               round(count(*) / nullif((max(produced_at_us) - min(produced_at_us)) / 1e6, 0)),
+               round((count(*) + (SELECT count(*) FROM clicks))
+                     / nullif((max(produced_at_us) - min(produced_at_us)) / 1e6, 0))
           FROM txn")
-    printf 'rate %s: %s rows, ingested and scored %s rows/s (produced %s/s); %s alerts: latency p50 %s ms, p99 %s ms, max %s ms; after the first %s s: p50 %s ms, p99 %s ms, max %s ms; load %s, CPU busy %.0f%%\n' \
-        "$rate" "$rows" "$ingest" "$produced" "$n" "$p50" "$p99" "$max" "$WARMUP" "$sp50" "$sp99" "$smax" "$load" "$busy"
+    printf 'rate %s: %s rows, ingested and scored %s rows/s (produced %s/s, %s events/s with the clickstream); %s alerts: latency p50 %s ms, p99 %s ms, max %s ms; after the first %s s: p50 %s ms, p99 %s ms, max %s ms; load %s, CPU busy %.0f%%\n' \
+        "$rate" "$rows" "$ingest" "$produced" "$events" "$n" "$p50" "$p99" "$max" "$WARMUP" "$sp50" "$sp99" "$smax" "$load" "$busy"
     results+="\"p50_ms_$rate\": $p50, \"p99_ms_$rate\": $p99, \"max_ms_$rate\": $max, \"alerts_$rate\": $n,
              \"steady_p50_ms_$rate\": $sp50, \"steady_p99_ms_$rate\": $sp99, \"steady_max_ms_$rate\": $smax, \"steady_alerts_$rate\": $sn,
              \"rows_$rate\": $rows, \"ingested_rows_per_s_$rate\": $ingest, \"produced_rows_per_s_$rate\": $produced,
+             \"events_per_s_$rate\": $events,
              \"load_avg_1m_$rate\": $load, \"cpu_busy_pct_$rate\": $(printf '%.0f' "$busy"),
              "
-    if [ "$rate" = 50000 ]; then
+    case $rate in
+        25000) reading="25,000 transactions/s and their clickstream: about 50,000 events/s" ;;
+        50000) reading="50,000 transactions/s, and as many clickstream events" ;;
+        *) reading= ;;
+    esac
+    if [ -n "$reading" ]; then
         met=$(echo "$p99 <= 50" | bc)
-        targets+="{\"metric\": \"p99_ms_50000 (produce to NOTIFY received, 50,000 transactions/s)\", \"target\": \"<= 50\", \"reached\": $p99, \"met\": $([ "$met" = 1 ] && echo true || echo false)}"
+        targets+="${targets:+, }{\"metric\": \"p99_ms_$rate (produce to NOTIFY received, $reading)\", \"target\": \"<= 50\", \"reached\": $p99, \"met\": $([ "$met" = 1 ] && echo true || echo false)}"
     fi
     demo_stop_clients
     as_pg_user "$PG_BINDIR/pg_ctl" -D "$W/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
@@ -115,7 +127,7 @@ done
 
 cat >"$FS_BENCH_OUT/e2e_latency.json" <<JSON
 {"name": "e2e_latency",
- "description": "produce to Kafka (fs_gen produced_at_us) to NOTIFY received by a LISTEN client (fs_listen), over every alert, with the demo's setup (two Kafka sources, demo features and model), after $BROKER_WARMUP s of traffic to warm the broker's JVM up, fs_gen --event-time now for $DURATION s per rate with its clickstream, customers = rate * 360; a fresh cluster per rate; steady_* over the alerts of transactions produced after the first $WARMUP s; load and CPU share of the whole machine during the run ($(nproc) cores, shared by fs_gen, the broker and PostgreSQL)",
+ "description": "produce to Kafka (fs_gen produced_at_us) to NOTIFY received by a LISTEN client (fs_listen), over every alert, with the demo's setup (two Kafka sources, demo features and model), after $BROKER_WARMUP s of traffic to warm the broker's JVM up, fs_gen --event-time now for $DURATION s per rate with its clickstream, customers = rate * 360; a fresh cluster per rate; steady_* over the alerts of transactions produced after the first $WARMUP s; events_per_s: transactions and clickstream events ingested per second of production; load and CPU share of the whole machine during the run ($(nproc) cores, shared by fs_gen, the broker and PostgreSQL)",
  "results": {${results}"duration_s": $DURATION},
  "targets": [$targets]}
 JSON
