@@ -107,6 +107,8 @@ typedef struct Accum
 	double		prev_lat;
 	double		prev_lon;
 	/* distinct: open-addressing set of hashes */
+	const FsSlide *distinct_slide;	/* or a summary that holds all values */
+	TimestampTz distinct_from;	/* its values seen after this are in */
 	uint64	   *set;
 	int			set_size;		/* power of 2 */
 	int			set_used;
@@ -557,6 +559,27 @@ finish_feature(const FsWindowSpec *spec, Accum *acc, const FsEvent *cur,
 			*result = x / moments_avg(&acc->m);
 			return true;
 		case FS_AGG_DISTINCT:
+			if (acc->distinct_slide != NULL)
+			{
+				/* its values are distinct already: count, and look for cur's */
+				const FsSlide *slide = acc->distinct_slide;
+				uint64		h = cur_null ? 0 : slot_hash(cur, spec->slot);
+				bool		found = cur_null;
+				int			n = 0;
+
+				for (int i = 0; i < (int) slide->u.distinct.used; i++)
+				{
+					TimestampTz seen = slide->u.distinct.seen[i];
+
+					if (seen > acc->distinct_from && seen <= cur->time)
+					{
+						n++;
+						found |= slide->u.distinct.hash[i] == h;
+					}
+				}
+				*result = (double) (n + (found ? 0 : 1));
+				return true;
+			}
 			if (!cur_null)
 				set_add(acc, slot_hash(cur, spec->slot));
 			*result = (double) (acc->set_used + (acc->set_has_zero ? 1 : 0));
@@ -863,7 +886,7 @@ FsSlideTakeLate(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event,
  */
 static bool
 accum_from_slide(const FsWindowSpec *spec, Accum *acc, const FsSlide *slide,
-				 TimestampTz t)
+				 TimestampTz t, bool complete)
 {
 	if (reads_value_stats(spec))
 	{
@@ -887,6 +910,13 @@ accum_from_slide(const FsWindowSpec *spec, Accum *acc, const FsSlide *slide,
 		case FS_AGG_DISTINCT:
 			if (slide->flags & FS_SLIDE_OVERFLOW)
 				return false;
+			if (complete)
+			{
+				/* nothing else comes in: finish_feature reads the summary */
+				acc->distinct_slide = slide;
+				acc->distinct_from = t - spec->window;
+				return true;
+			}
 			for (int i = 0; i < (int) slide->u.distinct.used; i++)
 			{
 				TimestampTz seen = slide->u.distinct.seen[i];
@@ -971,6 +1001,7 @@ clear_accums(const FsWindowSpec *specs, int nspecs, Accum *acc)
 		memset(&acc[f].m, 0, sizeof(Moments));
 		acc[f].min = acc[f].max = 0.0;
 		acc[f].have_prev = false;
+		acc[f].distinct_slide = NULL;
 		acc[f].set = NULL;
 		acc[f].set_size = acc[f].set_used = 0;
 		acc[f].set_has_zero = false;
@@ -1032,7 +1063,8 @@ FsWindowComputeSlid(const FsWindowSet *set, Size event_size,
 		if (specs[f].shares != 0)
 			continue;
 		if (slides != NULL && slides[f] != NULL)
-			done[f] = accum_from_slide(&specs[f], &acc[f], slides[f], current->time);
+			done[f] = accum_from_slide(&specs[f], &acc[f], slides[f], current->time,
+									   pending == NULL || pending->count == 0);
 		if (!done[f])
 			scan = true;
 	}
