@@ -91,8 +91,23 @@ extern void FsCatalogChanged(void);
 extern bool FsEntityKeyFromDatum(const FsGroupDef *gd, Datum value,
 								 FsEntityKey *key);
 extern void FsTupleFromComposite(HeapTupleHeader row, Oid relid, HeapTuple tuple);
-extern bool FsEventFromTuple(const FsGroupDef *gd, TupleDesc tupdesc,
-							 HeapTuple tuple, FsEvent *event, FsEntityKey *key);
+/*
+ * A row's columns, deformed once for every group that reads them (reading
+ * columns one by one walks the row from its start each time past the
+ * first variable-width one).
+ */
+typedef struct FsRow
+{
+	int			natts;
+	Datum	   *values;
+	bool	   *isnull;
+} FsRow;
+
+extern void FsRowInit(FsRow *row, TupleDesc tupdesc);
+extern void FsRowDeform(FsRow *row, TupleDesc tupdesc, HeapTuple tuple);
+extern void FsRowFree(FsRow *row);
+extern bool FsEventFromRow(const FsGroupDef *gd, const FsRow *row,
+						   FsEvent *event, FsEntityKey *key);
 extern double FsSlotValue(const FsSlotDef *sd, Datum value);
 
 #endif							/* FRAUDSTREAM_FEATURES_H */

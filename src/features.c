@@ -274,31 +274,52 @@ FsTupleFromComposite(HeapTupleHeader row, Oid relid, HeapTuple tuple)
 	tuple->t_data = row;
 }
 
+/* Room for the columns of rows of tupdesc, in the current context. */
+void
+FsRowInit(FsRow *row, TupleDesc tupdesc)
+{
+	row->natts = tupdesc->natts;
+	row->values = palloc(sizeof(Datum) * Max(row->natts, 1));
+	row->isnull = palloc(sizeof(bool) * Max(row->natts, 1));
+}
+
+/* Deform a row of tupdesc (FsRowInit'ed for it); values point into tuple. */
+void
+FsRowDeform(FsRow *row, TupleDesc tupdesc, HeapTuple tuple)
+{
+	Assert(row->natts == tupdesc->natts);
+	heap_deform_tuple(tuple, tupdesc, row->values, row->isnull);
+}
+
+void
+FsRowFree(FsRow *row)
+{
+	pfree(row->values);
+	pfree(row->isnull);
+}
+
 /*
- * Read the event of a row for a group: its time, values and entity key.
- * Returns false when the row is no event of the group (NULL entity or time).
+ * Read the event of a deformed row for a group: its time, values and
+ * entity key.  Returns false when the row is no event of the group (NULL
+ * entity or time).
  */
 bool
-FsEventFromTuple(const FsGroupDef *gd, TupleDesc tupdesc, HeapTuple tuple,
-				 FsEvent *event, FsEntityKey *key)
+FsEventFromRow(const FsGroupDef *gd, const FsRow *row, FsEvent *event,
+			   FsEntityKey *key)
 {
-	bool		isnull;
-	Datum		entity = heap_getattr(tuple, gd->entity_attnum, tupdesc, &isnull);
-	Datum		time;
+	int			e = gd->entity_attnum - 1;
+	int			t = gd->time_attnum - 1;
 
-	if (isnull)
+	if (row->isnull[e] || row->isnull[t])
 		return false;
-	time = heap_getattr(tuple, gd->time_attnum, tupdesc, &isnull);
-	if (isnull)
-		return false;
-
-	event->time = DatumGetTimestampTz(time);
+	event->time = DatumGetTimestampTz(row->values[t]);
 	event->nullmask = 0;
 	event->padding = 0;
 	for (int i = 0; i < gd->nslots; i++)
 	{
 		const FsSlotDef *sd = &gd->slots[i];
-		Datum		value = heap_getattr(tuple, sd->attnum, tupdesc, &isnull);
+		Datum		value = row->values[sd->attnum - 1];
+		bool		isnull = row->isnull[sd->attnum - 1];
 
 		if (isnull)
 		{
@@ -308,7 +329,7 @@ FsEventFromTuple(const FsGroupDef *gd, TupleDesc tupdesc, HeapTuple tuple,
 		else
 			event->values[i] = FsSlotValue(sd, value);
 	}
-	return FsEntityKeyFromDatum(gd, entity, key);
+	return FsEntityKeyFromDatum(gd, row->values[e], key);
 }
 
 /*

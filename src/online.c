@@ -473,6 +473,7 @@ scan_source(Oid relid, int group, Snapshot snapshot, row_callback cb, void *arg)
 		TableScanDesc scan;
 		HeapTuple	tuple;
 		FsEvent    *event;
+		FsRow		row;
 		FsEntityKey key;
 
 		if (rel->rd_rel->relkind != RELKIND_RELATION)
@@ -490,16 +491,19 @@ scan_source(Oid relid, int group, Snapshot snapshot, row_callback cb, void *arg)
 			continue;
 		}
 		event = palloc(gd->event_size);
+		FsRowInit(&row, RelationGetDescr(rel));
 		scan = table_beginscan(rel, snapshot, 0, NULL);
 		while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
 		{
 			CHECK_FOR_INTERRUPTS();
 			if (TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(tuple->t_data)))
 				continue;
-			if (FsEventFromTuple(gd, RelationGetDescr(rel), tuple, event, &key))
+			FsRowDeform(&row, RelationGetDescr(rel), tuple);
+			if (FsEventFromRow(gd, &row, event, &key))
 				cb(gd, event, &key, arg);
 		}
 		table_endscan(scan);
+		FsRowFree(&row);
 		pfree(event);
 		table_close(rel, AccessShareLock);
 	}
@@ -756,6 +760,7 @@ fraudstream_feed_trigger(PG_FUNCTION_ARGS)
 	HeapTuple	tuple;
 	FsSourceDef *sd;
 	FsEvent    *event;
+	FsRow		row;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
@@ -770,15 +775,18 @@ fraudstream_feed_trigger(PG_FUNCTION_ARGS)
 		return PointerGetDatum(tuple);
 
 	event = palloc(FS_EVENT_SIZE(FS_MAX_SLOTS));
+	FsRowInit(&row, RelationGetDescr(rel));
+	FsRowDeform(&row, RelationGetDescr(rel), tuple);
 	for (int i = 0; i < sd->ngroups; i++)
 	{
 		const FsGroupDef *gd = &sd->groups[i];
 		FsEntityKey key;
 
-		if (!FsEventFromTuple(gd, RelationGetDescr(rel), tuple, event, &key))
+		if (!FsEventFromRow(gd, &row, event, &key))
 			continue;
 		FsOnlineFeed(gd, sd->relid, &key, event);
 	}
+	FsRowFree(&row);
 	pfree(event);
 	return PointerGetDatum(tuple);
 }
@@ -910,6 +918,7 @@ fraudstream_row_features(PG_FUNCTION_ARGS)
 	Oid			relid = PG_GETARG_OID(0);
 	HeapTupleHeader row = PG_GETARG_HEAPTUPLEHEADER(1);
 	HeapTupleData tuple;
+	FsRow		cols;
 	FsSourceDef *sd = FsGetSourceDef(relid);
 	Relation	rel;
 	double	   *values;
@@ -930,6 +939,8 @@ fraudstream_row_features(PG_FUNCTION_ARGS)
 				 errhint("Pass a row of the source table, e.g. ROW(...)::%s.",
 						 RelationGetRelationName(rel))));
 	FsTupleFromComposite(row, relid, &tuple);
+	FsRowInit(&cols, RelationGetDescr(rel));
+	FsRowDeform(&cols, RelationGetDescr(rel), &tuple);
 
 	values = palloc(sizeof(double) * Max(sd->nfeatures, 1));
 	nulls = palloc(sizeof(bool) * Max(sd->nfeatures, 1));
@@ -938,7 +949,7 @@ fraudstream_row_features(PG_FUNCTION_ARGS)
 		const FsGroupDef *gd = &sd->groups[i];
 		FsEntityKey key;
 
-		if (FsEventFromTuple(gd, RelationGetDescr(rel), &tuple, event, &key))
+		if (FsEventFromRow(gd, &cols, event, &key))
 		{
 			FsEnsureGroupLoaded(gd, relid);
 			FsOnlineCompute(gd, &key, event, false, values + n, nulls + n);

@@ -436,7 +436,7 @@ bind_model(Attachment *a, const FsModel *model)
  * own groups are fed on the way, read or not (see FsScoreTriggerFeeds).
  */
 static void
-compute_features(Attachment *a, TupleDesc desc, HeapTuple tuple, FsEvent *event,
+compute_features(Attachment *a, const FsRow *row, FsEvent *event,
 				 const bool *needed, double *values, bool *nulls)
 {
 	for (int i = 0; i < a->ngroups; i++)
@@ -445,13 +445,13 @@ compute_features(Attachment *a, TupleDesc desc, HeapTuple tuple, FsEvent *event,
 		double	   *v = values + g->first;
 		bool	   *n = nulls + g->first;
 		FsEntityKey key;
-		bool		isnull;
-		Datum		entity;
+		int			e = g->entity_attnum - 1;
+		int			t = g->time_attnum - 1;
 
 		memset(n, true, sizeof(bool) * g->gd->nfeatures);
 		if (g->own_event)
 		{
-			if (!FsEventFromTuple(g->gd, desc, tuple, event, &key))
+			if (!FsEventFromRow(g->gd, row, event, &key))
 				continue;
 			if (needed != NULL && needed[i])
 				FsOnlineComputeAndFeed(g->gd, g->source_relid, &key, event, v, n);
@@ -461,17 +461,11 @@ compute_features(Attachment *a, TupleDesc desc, HeapTuple tuple, FsEvent *event,
 		}
 		if (needed == NULL || !needed[i])
 			continue;
-		entity = heap_getattr(tuple, g->entity_attnum, desc, &isnull);
-		if (isnull || !FsEntityKeyFromDatum(g->gd, entity, &key))
+		if (row->isnull[e] || !FsEntityKeyFromDatum(g->gd, row->values[e], &key))
 			continue;
 		event->time = GetCurrentTimestamp();
-		if (g->time_attnum > 0)
-		{
-			Datum		t = heap_getattr(tuple, g->time_attnum, desc, &isnull);
-
-			if (!isnull)
-				event->time = DatumGetTimestampTz(t);
-		}
+		if (g->time_attnum > 0 && !row->isnull[t])
+			event->time = DatumGetTimestampTz(row->values[t]);
 		event->nullmask = ~(uint32) 0;
 		FsEnsureGroupLoaded(g->gd, g->source_relid);
 		FsOnlineCompute(g->gd, &key, event, true, v, n);
@@ -527,13 +521,17 @@ elapsed_ns(instr_time elapsed)
 #endif
 }
 
-/* Store the score in the row's score column, converted to its type. */
+/*
+ * The row with the score in its score column, converted to its type, made
+ * from its deformed columns (as heap_modify_tuple would, without deforming
+ * them again).
+ */
 static HeapTuple
-set_score_column(Attachment *a, Relation rel, HeapTuple tuple, double score)
+set_score_column(Attachment *a, TupleDesc desc, HeapTuple tuple, FsRow *row,
+				 double score)
 {
 	Datum		value;
-	bool		isnull = false;
-	int			attnum = a->score_attnum;
+	HeapTuple	scored;
 
 	switch (a->score_typid)
 	{
@@ -547,8 +545,13 @@ set_score_column(Attachment *a, Relation rel, HeapTuple tuple, double score)
 			value = DirectFunctionCall1(float8_numeric, Float8GetDatum(score));
 			break;
 	}
-	return heap_modify_tuple_by_cols(tuple, RelationGetDescr(rel), 1, &attnum,
-									 &value, &isnull);
+	row->values[a->score_attnum - 1] = value;
+	row->isnull[a->score_attnum - 1] = false;
+	scored = heap_form_tuple(desc, row->values, row->isnull);
+	scored->t_data->t_ctid = tuple->t_data->t_ctid;
+	scored->t_self = tuple->t_self;
+	scored->t_tableOid = tuple->t_tableOid;
+	return scored;
 }
 
 /*
@@ -570,6 +573,7 @@ fraudstream_score_trigger(PG_FUNCTION_ARGS)
 	double		score;
 	bool		alert;
 	FsScoreReasons reasons;
+	FsRow		row;
 	double		vector_values[FS_MAX_SPECS * 4];
 	bool		vector_nulls[FS_MAX_SPECS * 4];
 	double	   *values = vector_values;
@@ -605,10 +609,15 @@ fraudstream_score_trigger(PG_FUNCTION_ARGS)
 		values = palloc(sizeof(double) * a->nfeatures);
 		nulls = palloc(sizeof(bool) * a->nfeatures);
 	}
-	compute_features(a, desc, tuple, &event.event, model ? a->group_needed : NULL,
+	FsRowInit(&row, desc);
+	FsRowDeform(&row, desc, tuple);
+	compute_features(a, &row, &event.event, model ? a->group_needed : NULL,
 					 values, nulls);
 	if (model == NULL)
+	{
+		FsRowFree(&row);
 		return PointerGetDatum(tuple);	/* no active version: not scored */
+	}
 	if (model->nfeatures > (int) lengthof(model_values))
 	{
 		mvalues = palloc(sizeof(double) * model->nfeatures);
@@ -626,7 +635,7 @@ fraudstream_score_trigger(PG_FUNCTION_ARGS)
 	alert = score >= model->threshold;
 
 	if (a->score_attnum > 0)
-		tuple = set_score_column(a, rel, tuple, score);
+		tuple = set_score_column(a, desc, tuple, &row, score);
 	if (a->store_scores || alert)
 	{
 		StringInfoData reasons_json;
@@ -659,6 +668,7 @@ fraudstream_score_trigger(PG_FUNCTION_ARGS)
 	FsScoreStatsRecord(model->stats_slot, elapsed_ns(elapsed), alert,
 					   GetCurrentTransactionStartTimestamp());
 	pfree(reasons.fired);
+	FsRowFree(&row);
 	return PointerGetDatum(tuple);
 }
 
