@@ -39,12 +39,17 @@
  *
  * Pending events and cost.  Features of an event combine the shared state
  * (running summaries for busy entities, featurestate.c) with the session's
- * pending events of the entity, folded one by one: cheap while they are
- * few.  From PENDING_REPLAY_MIN pending events of one entity on (a bulk
- * insert of a busy card), a per-entity replay (FsReplay, the batch path's
- * running summaries) holds the stored events and the pending ones, so a
- * row still costs amortised O(1); it is rebuilt, O(window) once, when
- * another session's commit changes the entity's stored events.
+ * pending events of the entity.  The session's copy of the entity's
+ * summaries takes the pending events in as they come, in time order (the
+ * overlay, see FsSummaryCache), so a row costs O(1) however many events
+ * of the entity its transaction holds; the copy outlives the transaction
+ * (see entity_cxt below).  Pending events out of time order are folded
+ * one by one instead: cheap while they are few.  From PENDING_REPLAY_MIN
+ * of them on (a bulk insert of a busy card arriving out of order), a
+ * per-entity replay (FsReplay, the batch path's running summaries) holds
+ * the stored events and the pending ones, so a row still costs amortised
+ * O(1); it is rebuilt, O(window) once, when another session's commit
+ * changes the entity's stored events.
  *
  * Locking: pending events are backend-local.  Shared state is reached
  * through featurestate.c, which documents its locks.
