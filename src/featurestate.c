@@ -1197,6 +1197,22 @@ summaries_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 }
 
 /*
+ * Mark the cache's slides as the entity's stored summaries, walked to its
+ * newest event, with no pending event in them.
+ */
+static void
+cache_settled(FsSummaryCache *cache, const FsEntity *ent, const FsWindowSet *set)
+{
+	memset(cache->passed, 0, sizeof(int) * set->nslides);
+	cache->version = version_of(ent);
+	cache->signature = set->signature;
+	cache->walked_to = ent->latest;
+	cache->newest = ent->latest;
+	cache->pending = 0;
+	cache->stored_only = false;
+}
+
+/*
  * Add the pending events the overlay lacks to its summaries; false,
  * adding none, unless they are in time order, no older than the events
  * in it or than the window it was walked to, and no newer than "until".
@@ -1300,19 +1316,13 @@ overlay_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 		t < cache->walked_to || cache->pending > pending->count)
 	{
 		summary_copy(ent, set, cache->slides, false);
-		memset(cache->passed, 0, sizeof(int) * set->nslides);
-		cache->version = version_of(ent);
-		cache->signature = set->signature;
-		cache->walked_to = ent->latest;
-		cache->newest = ent->latest;
-		cache->pending = 0;
+		cache_settled(cache, ent, set);
 	}
 	if (!overlay_take(cache, set, pending, esize, t))
 	{
 		/* back to the stored summaries (summaries_at copies them again) */
+		FsSummaryCacheReset(cache);
 		cache->stored_only = true;
-		cache->version = 0;
-		cache->pending = 0;
 		return NULL;
 	}
 	for (int j = 0; j < set->nslides; j++)
@@ -1668,13 +1678,7 @@ cache_keep(FsSummaryCache *cache, const FsEntity *ent, const FsWindowSet *set,
 		return;
 	if (slides != cache->slides)
 		memcpy(cache->slides, slides, sizeof(FsSlide) * set->nslides);
-	memset(cache->passed, 0, sizeof(int) * set->nslides);
-	cache->version = version_of(ent);
-	cache->signature = set->signature;
-	cache->walked_to = ent->latest;
-	cache->newest = ent->latest;
-	cache->pending = 0;
-	cache->stored_only = false;
+	cache_settled(cache, ent, set);
 }
 
 /*
