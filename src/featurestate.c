@@ -67,6 +67,8 @@
 #define FS_GROUP_LOCK			FS_STATE_PARTITIONS
 #define FS_BLOCK_SIZE			128
 #define FS_NONE					(-1)
+/* A cache line of the machines we run on (PG_CACHE_LINE_SIZE is wider). */
+#define FS_CACHE_LINE			64
 
 /* Entities with fewer stored events are scanned, not summarised. */
 #define FS_SUMMARY_MIN_EVENTS	16
@@ -86,21 +88,33 @@ typedef struct FsBlock
 StaticAssertDecl(sizeof(FsBlock) == FS_BLOCK_SIZE, "FsBlock must be 128 bytes");
 
 
+/*
+ * An entity: what finding it and reading its features needs, in one cache
+ * line (the entity array is aligned to cache lines), and the rest, for
+ * appends and late events, in a parallel array (FsEntityTail, tail_of).
+ */
 typedef struct FsEntity
 {
 	FsEntityKey key;
 	int32		next;			/* hash chain, or free list */
 	int32		first_block;
 	int32		last_block;
-	int32		nevents;
+	int32		summary;		/* first block of the running summaries */
 	TimestampTz latest;
 	uint32		touch;			/* clock of the last append, for LRU */
-	int32		summary;		/* first block of the running summaries */
 	uint32		summary_signature;	/* of the specs they summarise */
-	TimestampTz summary_blocked_until;	/* no summary before this time */
+} FsEntity;
+
+StaticAssertDecl(sizeof(FsEntity) == FS_CACHE_LINE,
+				 "FsEntity must fill one cache line");
+
+typedef struct FsEntityTail
+{
+	int32		nevents;
 	int32		tail_block;		/* events before it are at or before tail_from */
 	TimestampTz tail_from;
-} FsEntity;
+	TimestampTz summary_blocked_until;	/* no summary before this time */
+} FsEntityTail;
 
 typedef struct FsGroupSlot
 {
@@ -145,6 +159,7 @@ int			FsMaxFeatureGroups = 64;
 static FsStateShared *state = NULL;
 static int32 *buckets;
 static FsEntity *entities;
+static FsEntityTail *entity_tails;
 static FsBlock *blocks;
 static int	nblocks;
 static LWLockPadded *state_locks;
@@ -175,7 +190,8 @@ state_size(void)
 	Size		size = header_size();
 
 	size = add_size(size, MAXALIGN(mul_size(buckets_for(FsMaxEntities), sizeof(int32))));
-	size = add_size(size, MAXALIGN(mul_size(FsMaxEntities, sizeof(FsEntity))));
+	size = add_size(size, FS_CACHE_LINE + mul_size(FsMaxEntities, sizeof(FsEntity)));
+	size = add_size(size, MAXALIGN(mul_size(FsMaxEntities, sizeof(FsEntityTail))));
 	size = add_size(size, mul_size((Size) FsStateMemoryKb * 1024 / FS_BLOCK_SIZE,
 								   sizeof(FsBlock)));
 	return size;
@@ -192,8 +208,10 @@ state_init(void *base, bool found, LWLockPadded *locks)
 	p += header_size();
 	buckets = (int32 *) p;
 	p += MAXALIGN(buckets_for(FsMaxEntities) * sizeof(int32));
-	entities = (FsEntity *) p;
-	p += MAXALIGN((Size) FsMaxEntities * sizeof(FsEntity));
+	entities = (FsEntity *) TYPEALIGN(FS_CACHE_LINE, p);
+	p = (char *) entities + (Size) FsMaxEntities * sizeof(FsEntity);
+	entity_tails = (FsEntityTail *) p;
+	p += MAXALIGN((Size) FsMaxEntities * sizeof(FsEntityTail));
 	blocks = (FsBlock *) p;
 	nblocks = (int) ((Size) FsStateMemoryKb * 1024 / FS_BLOCK_SIZE);
 
@@ -267,6 +285,12 @@ group_slot(int group)
 {
 	Assert(state != NULL && group >= 0 && group < FsMaxFeatureGroups);
 	return &state->groups[group];
+}
+
+static inline FsEntityTail *
+tail_of(const FsEntity *ent)
+{
+	return &entity_tails[ent - entities];
 }
 
 static inline int
@@ -459,9 +483,9 @@ make_room(int bucket, int32 keep, bool need_block)
 		int32		b = ent->first_block;
 
 		ent->first_block = blocks[b].next;
-		ent->nevents -= blocks[b].count;
-		if (ent->tail_block == b)
-			ent->tail_block = ent->first_block;
+		tail_of(ent)->nevents -= blocks[b].count;
+		if (tail_of(ent)->tail_block == b)
+			tail_of(ent)->tail_block = ent->first_block;
 		pg_atomic_fetch_add_u64(&group_slot(ent->key.group)->truncated_events,
 								blocks[b].count);
 		free_block(b, ent->key.group);
@@ -725,7 +749,8 @@ FsGroupGetCounters(int group, FsGroupCounters *c)
 	c->rebuilds = pg_atomic_read_u64(&slot->rebuilds);
 	c->entities = (int64) pg_atomic_read_u64(&slot->entities);
 	c->summarised = (int64) pg_atomic_read_u64(&slot->summarised);
-	c->memory_bytes = (int64) (pg_atomic_read_u64(&slot->entities) * sizeof(FsEntity) +
+	c->memory_bytes = (int64) (pg_atomic_read_u64(&slot->entities) *
+							   (sizeof(FsEntity) + sizeof(FsEntityTail)) +
 							   pg_atomic_read_u64(&slot->blocks) * FS_BLOCK_SIZE);
 }
 
@@ -910,11 +935,11 @@ refold(const FsEntity *ent, const FsWindowSpec *spec, FsSlide *slide, Size esize
 static void
 advance_tail(FsEntity *ent, TimestampTz bound)
 {
-	while (ent->tail_block != FS_NONE && ent->tail_block != ent->last_block &&
-		   blocks[ent->tail_block].max_time <= bound)
+	while (tail_of(ent)->tail_block != FS_NONE && tail_of(ent)->tail_block != ent->last_block &&
+		   blocks[tail_of(ent)->tail_block].max_time <= bound)
 	{
-		ent->tail_from = Max(ent->tail_from, blocks[ent->tail_block].max_time);
-		ent->tail_block = blocks[ent->tail_block].next;
+		tail_of(ent)->tail_from = Max(tail_of(ent)->tail_from, blocks[tail_of(ent)->tail_block].max_time);
+		tail_of(ent)->tail_block = blocks[tail_of(ent)->tail_block].next;
 	}
 }
 
@@ -937,7 +962,7 @@ newer_from(const FsEntity *ent, TimestampTz t, Size esize)
 
 	if (last->count > 0 && FS_EVENT_AT(last->data, 0, esize)->time <= t)
 		return ent->last_block;
-	return ent->tail_block;
+	return tail_of(ent)->tail_block;
 }
 
 /*
@@ -965,8 +990,8 @@ insert_in_order(FsEntity *ent, const FsWindowSet *set, FsSlide *slides,
 	int			i;
 	int			moved;
 
-	if (ent->latest < ent->summary_blocked_until || ent->tail_block == FS_NONE ||
-		ev->time < ent->tail_from)
+	if (ent->latest < tail_of(ent)->summary_blocked_until || tail_of(ent)->tail_block == FS_NONE ||
+		ev->time < tail_of(ent)->tail_from)
 		return false;
 	/* the first stored event newer than ev: (b, i) */
 	for (b = newer_from(ent, ev->time, esize); b != FS_NONE; b = blocks[b].next)
@@ -1017,7 +1042,7 @@ insert_in_order(FsEntity *ent, const FsWindowSet *set, FsSlide *slides,
 		blocks[c].max_time = FS_EVENT_AT(data, n - 1, esize)->time;
 		memcpy(carry, spill, esize);
 	}
-	ent->nevents++;
+	tail_of(ent)->nevents++;
 
 	/* the summaries take it in (see FsSlideTakeLate) */
 	for (int j = 0; set != NULL && j < set->nslides; j++)
@@ -1359,7 +1384,7 @@ static FsSlide *
 late_summaries(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 			   FsSlide *local)
 {
-	if (ent->tail_block == FS_NONE || t < ent->tail_from)
+	if (tail_of(ent)->tail_block == FS_NONE || t < tail_of(ent)->tail_from)
 		return NULL;
 	for (int j = 0; j < set->nslides; j++)
 	{
@@ -1504,7 +1529,7 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 		{
 			int32		first = (scan_all || scan_from == FS_NONE) ? ent->first_block : scan_from;
 
-			runs = palloc(sizeof(FsEventRun) * (ent->nevents + 2));
+			runs = palloc(sizeof(FsEventRun) * (tail_of(ent)->nevents + 2));
 			for (int32 b = first; b != FS_NONE; b = blocks[b].next)
 			{
 				runs[nruns].events = (const FsEvent *) blocks[b].data;
@@ -1728,13 +1753,13 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		ent = &entities[e];
 		ent->key = *key;
 		ent->first_block = ent->last_block = FS_NONE;
-		ent->nevents = 0;
+		tail_of(ent)->nevents = 0;
 		ent->latest = DT_NOBEGIN;
 		ent->summary = FS_NONE;
 		ent->summary_signature = 0;
-		ent->summary_blocked_until = DT_NOBEGIN;
-		ent->tail_block = FS_NONE;
-		ent->tail_from = DT_NOBEGIN;
+		tail_of(ent)->summary_blocked_until = DT_NOBEGIN;
+		tail_of(ent)->tail_block = FS_NONE;
+		tail_of(ent)->tail_from = DT_NOBEGIN;
 		ent->next = buckets[bucket];
 		buckets[bucket] = e;
 		pg_atomic_fetch_add_u64(&slot->entities, 1);
@@ -1784,7 +1809,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 			blocks[b].count = 0;
 			blocks[b].max_time = DT_NOBEGIN;
 			if (ent->last_block == FS_NONE)
-				ent->first_block = ent->tail_block = b;
+				ent->first_block = tail_of(ent)->tail_block = b;
 			else
 				blocks[ent->last_block].next = b;
 			ent->last_block = b;
@@ -1793,7 +1818,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		memcpy(blk->data + blk->count * esize, ev, esize);
 		blk->count++;
 		blk->max_time = Max(blk->max_time, ev->time);
-		ent->nevents++;
+		tail_of(ent)->nevents++;
 		if (ev->time < ent->latest)
 		{
 			/*
@@ -1801,7 +1826,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 			 * summary, nor an event put in order, until the event is gone.
 			 */
 			summary_drop(ent);
-			ent->summary_blocked_until = Max(ent->summary_blocked_until,
+			tail_of(ent)->summary_blocked_until = Max(tail_of(ent)->summary_blocked_until,
 											 ent->latest + slot->retain);
 		}
 		else if (overlaid)
@@ -1831,8 +1856,8 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 
 	if (ent->summary != FS_NONE)
 		summary_settle(ent, set, slides, esize);
-	else if (summarise && ent->nevents >= FS_SUMMARY_MIN_EVENTS &&
-			 ent->latest >= ent->summary_blocked_until &&
+	else if (summarise && tail_of(ent)->nevents >= FS_SUMMARY_MIN_EVENTS &&
+			 ent->latest >= tail_of(ent)->summary_blocked_until &&
 			 summary_alloc(ent, set))
 	{
 		ent->summary_signature = set->signature;
@@ -1849,9 +1874,9 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		int32		b = ent->first_block;
 
 		ent->first_block = blocks[b].next;
-		ent->nevents -= blocks[b].count;
-		if (ent->tail_block == b)
-			ent->tail_block = ent->first_block;
+		tail_of(ent)->nevents -= blocks[b].count;
+		if (tail_of(ent)->tail_block == b)
+			tail_of(ent)->tail_block = ent->first_block;
 		free_block(b, key->group);
 	}
 	advance_tail(ent, ent->latest - (int64) FsMaxLatenessMs * 1000);

@@ -94,8 +94,7 @@ typedef struct PendingEntity
 	Size		event_size;
 	int			count;
 	int			capacity;
-	char	   *events;
-	int		   *levels;			/* subtransaction nesting level per event */
+	char	   *events;			/* each with its nesting level (FsEvent.level) */
 	TimestampTz latest;
 	/* a replay of stored + pending events, for many pending events */
 	FsReplay   *replay;			/* NULL until needed */
@@ -219,27 +218,33 @@ entity_context(void)
 	return entity_cxt;
 }
 
-/* Transaction end: no event is pending any more. */
+/* Transaction end: none of the entity's events is pending any more. */
+static void
+forget_pending(PendingEntity *pe)
+{
+	pe->count = 0;
+	pe->latest = DT_NOBEGIN;
+	if (pe->summaries != NULL)
+		FsSummaryCacheEndXact(pe->summaries);
+	pe->replay = NULL;			/* in pending_cxt */
+	pe->replay_seen = -1;
+	if (pe->capacity > KEPT_EVENT_CAPACITY)
+	{
+		pfree(pe->events);
+		pe->events = NULL;
+		pe->capacity = 0;
+	}
+}
+
+/*
+ * Transaction end: no event is pending any more (the merge forgot those
+ * of the entities it merged, see merge_pending).
+ */
 static void
 reset_pending(void)
 {
 	for (PendingEntity *pe = touched; pe != NULL; pe = pe->next_touched)
-	{
-		pe->count = 0;
-		pe->latest = DT_NOBEGIN;
-		if (pe->summaries != NULL)
-			FsSummaryCacheEndXact(pe->summaries);
-		pe->replay = NULL;		/* in pending_cxt */
-		pe->replay_seen = -1;
-		if (pe->capacity > KEPT_EVENT_CAPACITY)
-		{
-			pfree(pe->events);
-			pfree(pe->levels);
-			pe->events = NULL;
-			pe->levels = NULL;
-			pe->capacity = 0;
-		}
-	}
+		forget_pending(pe);
 	touched = NULL;
 	xact_number++;
 	if (pending_cxt != NULL)
@@ -285,7 +290,6 @@ pending_lookup(const FsEntityKey *key, bool create)
 		pe->count = 0;
 		pe->capacity = 0;
 		pe->events = NULL;
-		pe->levels = NULL;
 		pe->latest = DT_NOBEGIN;
 		pe->replay = NULL;
 		pe->replay_seen = -1;
@@ -298,20 +302,16 @@ pending_lookup(const FsEntityKey *key, bool create)
 static void
 pending_append(PendingEntity *pe, const FsGroupDef *gd, const FsEvent *event)
 {
+	FsEvent    *stored;
+
 	if (pe->count == pe->capacity)
 	{
 		int			cap = pe->capacity ? pe->capacity * 2 : 4;
 
 		if (pe->events == NULL)
-		{
 			pe->events = MemoryContextAlloc(entity_cxt, cap * gd->event_size);
-			pe->levels = MemoryContextAlloc(entity_cxt, cap * sizeof(int));
-		}
 		else
-		{
 			pe->events = repalloc(pe->events, cap * gd->event_size);
-			pe->levels = repalloc(pe->levels, cap * sizeof(int));
-		}
 		pe->capacity = cap;
 	}
 	if (pe->touched_in != xact_number)
@@ -322,8 +322,9 @@ pending_append(PendingEntity *pe, const FsGroupDef *gd, const FsEvent *event)
 	}
 	pe->layout = gd->layout;
 	pe->event_size = gd->event_size;
-	memcpy(pe->events + pe->count * gd->event_size, event, gd->event_size);
-	pe->levels[pe->count] = GetCurrentTransactionNestLevel();
+	stored = FS_EVENT_AT(pe->events, pe->count, gd->event_size);
+	memcpy(stored, event, gd->event_size);
+	stored->level = (uint32) GetCurrentTransactionNestLevel();
 	pe->count++;
 	pe->latest = Max(pe->latest, event->time);
 }
@@ -339,11 +340,11 @@ pending_subxact_end(int level, bool commit)
 	{
 		int			i = pe->count;
 
-		while (i > 0 && pe->levels[i - 1] >= level)
+		while (i > 0 && FS_EVENT_AT(pe->events, i - 1, pe->event_size)->level >= (uint32) level)
 		{
 			i--;
 			if (commit)
-				pe->levels[i] = level - 1;
+				FS_EVENT_AT(pe->events, i, pe->event_size)->level = (uint32) (level - 1);
 		}
 		if (!commit && i < pe->count)
 		{
@@ -359,7 +360,10 @@ pending_subxact_end(int level, bool commit)
 	}
 }
 
-/* Merge every pending event into the shared state; after commit only. */
+/*
+ * Merge every pending event into the shared state, forgetting each
+ * entity's as it goes, while its entry is in cache; after commit only.
+ */
 static void
 merge_pending(void)
 {
@@ -371,15 +375,18 @@ merge_pending(void)
 		const FsWindowSet *set = NULL;
 
 		/* An unloaded group gets these rows from the table when rebuilt. */
-		if (pe->count == 0 || FsGroupGetStatus(pe->key.group) != FS_GROUP_READY)
-			continue;
-		for (int i = 0; i < n_pending_groups; i++)
-			if (pending_groups[i].group == pe->key.group &&
-				pending_groups[i].layout == pe->layout)
-				set = &pending_groups[i].set;
-		FsStateAppend(&pe->key, pe->layout, set, (const FsEvent *) pe->events,
-					  pe->count, pe->summaries);
+		if (pe->count > 0 && FsGroupGetStatus(pe->key.group) == FS_GROUP_READY)
+		{
+			for (int i = 0; i < n_pending_groups; i++)
+				if (pending_groups[i].group == pe->key.group &&
+					pending_groups[i].layout == pe->layout)
+					set = &pending_groups[i].set;
+			FsStateAppend(&pe->key, pe->layout, set, (const FsEvent *) pe->events,
+						  pe->count, pe->summaries);
+		}
+		forget_pending(pe);
 	}
+	touched = NULL;
 }
 
 static void

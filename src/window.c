@@ -662,10 +662,15 @@ FsSlideStoredSize(const FsWindowSpec *spec)
 	}
 }
 
+/*
+ * Empty a summary.  Only the bytes its kind reads are cleared: a distinct
+ * summary reads its first "used" slots, a stats one its stats.
+ */
 void
 FsSlideReset(const FsWindowSpec *spec, FsSlide *slide)
 {
-	memset(slide, 0, sizeof(*slide));
+	memset(slide, 0, spec->agg == FS_AGG_DISTINCT ?
+		   offsetof(FsSlide, u.distinct.hash) : FsSlideStoredSize(spec));
 }
 
 static inline Moments
