@@ -56,6 +56,7 @@
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
 #include "utils/syscache.h"
 
 #include "fraudstream.h"
@@ -769,52 +770,38 @@ FsGroupGetCounters(int group, FsGroupCounters *c)
  * room: without a free block an entity is scanned, as a small one is.
  */
 
-/* Bytes of an entity's stored summaries: each accumulator's packed state. */
-static Size
-summary_size(const FsWindowSet *set)
+/*
+ * An accumulator's summary in a packed set of them (FsWindowSet): a set
+ * lives in its entity's blocks, in a session's cache and in local buffers
+ * alike, so that one copy moves it whole.
+ */
+static inline FsSlide *
+slide_in(char *summaries, const FsWindowSet *set, int j)
 {
-	Size		size = 0;
-
-	for (int j = 0; j < set->nslides; j++)
-		size += FsSlideStoredSize(&set->specs[set->slide_spec[j]]);
-	return size;
+	return (FsSlide *) (summaries + set->slide_offset[j]);
 }
 
 /*
- * Copy an entity's summaries out of (store false) or into their blocks,
- * where they lie packed, one accumulator after the other, each cut to the
- * bytes that hold its state.  A loaded slide's other bytes are undefined.
+ * Copy an entity's packed summaries out of (store false) or into their
+ * blocks.  A loaded summary's bytes that its kind does not read are
+ * undefined.
  */
 static void
-summary_copy(const FsEntity *ent, const FsWindowSet *set, FsSlide *slides, bool store)
+summary_copy(const FsEntity *ent, const FsWindowSet *set, char *summaries, bool store)
 {
-	int32		b = ent->summary;
-	Size		at = 0;			/* offset in block b's data */
+	Size		left = set->summary_size;
 
-	for (int j = 0; j < set->nslides; j++)
+	for (int32 b = ent->summary; left > 0; b = blocks[b].next)
 	{
-		char	   *bytes = (char *) &slides[j];
-		Size		left = FsSlideStoredSize(&set->specs[set->slide_spec[j]]);
+		Size		chunk = Min(left, FS_MAX_EVENT_SIZE);
 
-		while (left > 0)
-		{
-			Size		chunk;
-
-			if (at == FS_MAX_EVENT_SIZE)
-			{
-				b = blocks[b].next;
-				at = 0;
-			}
-			Assert(b != FS_NONE);
-			chunk = Min(left, FS_MAX_EVENT_SIZE - at);
-			if (store)
-				memcpy(blocks[b].data + at, bytes, chunk);
-			else
-				memcpy(bytes, blocks[b].data + at, chunk);
-			bytes += chunk;
-			left -= chunk;
-			at += chunk;
-		}
+		Assert(b != FS_NONE);
+		if (store)
+			memcpy(blocks[b].data, summaries, chunk);
+		else
+			memcpy(summaries, blocks[b].data, chunk);
+		summaries += chunk;
+		left -= chunk;
 	}
 }
 
@@ -822,7 +809,7 @@ summary_copy(const FsEntity *ent, const FsWindowSet *set, FsSlide *slides, bool 
 static bool
 summary_alloc(FsEntity *ent, const FsWindowSet *set)
 {
-	int			nblk = (int) ((summary_size(set) + FS_MAX_EVENT_SIZE - 1) /
+	int			nblk = (int) ((set->summary_size + FS_MAX_EVENT_SIZE - 1) /
 							  FS_MAX_EVENT_SIZE);
 
 	Assert(ent->summary == FS_NONE);
@@ -981,7 +968,7 @@ newer_from(const FsEntity *ent, TimestampTz t, Size esize)
  * of order.  Every block but the last is full, before and after.
  */
 static bool
-insert_in_order(FsEntity *ent, const FsWindowSet *set, FsSlide *slides,
+insert_in_order(FsEntity *ent, const FsWindowSet *set, char *slides,
 				TimestampTz anchor, const FsEvent *ev, Size esize, int per_block)
 {
 	char		carry[FS_MAX_EVENT_SIZE];
@@ -1049,8 +1036,8 @@ insert_in_order(FsEntity *ent, const FsWindowSet *set, FsSlide *slides,
 	{
 		const FsWindowSpec *spec = &set->specs[set->slide_spec[j]];
 
-		if (FsSlideTakeLate(spec, &slides[j], ev, anchor))
-			walk_front(NULL, &slides[j], esize, anchor - spec->window);
+		if (FsSlideTakeLate(spec, slide_in(slides, set, j), ev, anchor))
+			walk_front(NULL, slide_in(slides, set, j), esize, anchor - spec->window);
 	}
 	return true;
 }
@@ -1061,20 +1048,21 @@ insert_in_order(FsEntity *ent, const FsWindowSet *set, FsSlide *slides,
  * and store them.
  */
 static void
-summary_settle(FsEntity *ent, const FsWindowSet *set, FsSlide *slides,
+summary_settle(FsEntity *ent, const FsWindowSet *set, char *slides,
 			   Size esize)
 {
 	for (int j = 0; j < set->nslides; j++)
 	{
 		const FsWindowSpec *spec = &set->specs[set->slide_spec[j]];
+		FsSlide    *slide = slide_in(slides, set, j);
 
 		if (FsSlideIsStats(spec))
-			walk_front(spec, &slides[j], esize, ent->latest - spec->window);
+			walk_front(spec, slide, esize, ent->latest - spec->window);
 		/* a walked stats summary's window starts at its front */
-		if (FsSlideNeedsRefold(spec, &slides[j]))
-			refold_after(ent, spec, &slides[j], esize, ent->latest - spec->window,
-						 FsSlideIsStats(spec) && slides[j].front_block != FS_NONE ?
-						 slides[j].front_block : ent->first_block);
+		if (FsSlideNeedsRefold(spec, slide))
+			refold_after(ent, spec, slide, esize, ent->latest - spec->window,
+						 FsSlideIsStats(spec) && slide->front_block != FS_NONE ?
+						 slide->front_block : ent->first_block);
 	}
 	summary_copy(ent, set, slides, true);
 }
@@ -1112,26 +1100,51 @@ version_of(const FsEntity *ent)
  */
 struct FsSummaryCache
 {
-	MemoryContext cxt;			/* where the slides are allocated */
 	uint64		version;		/* of the entity when copied; 0: empty */
-	uint32		signature;		/* of the definitions copied for */
-	int			nslides;
 	TimestampTz walked_to;		/* fronts walked to windows ending here */
-	FsSlide    *slides;			/* nslides of them; NULL until needed */
+	char	   *slides;			/* packed (slide_in) */
+	int		   *passed;			/* per slide: pending events its front passed */
+	uint32		signature;		/* of the definitions copied for */
+	uint32		size;			/* bytes of slides */
+	int			nslides;
+	bool		slides_inline;	/* slides and passed follow the struct */
+	bool		stored_only;	/* no overlay until the transaction ends */
 	/* the overlay */
 	int			pending;		/* pending events in the slides */
 	TimestampTz newest;			/* newest event in the slides */
-	bool		stored_only;	/* no overlay until the transaction ends */
-	int		   *passed;			/* per slide: pending events its front passed */
 };
 
-/* An empty cache; it takes memory in cxt once its entity has summaries. */
-FsSummaryCache *
-FsSummaryCacheCreate(MemoryContext cxt)
+/* Bytes of the packed summaries of a set, and their fronts after them. */
+static inline Size
+cache_slides_size(const FsWindowSet *set)
 {
-	FsSummaryCache *cache = MemoryContextAllocZero(cxt, sizeof(FsSummaryCache));
+	return MAXALIGN(set->summary_size) + sizeof(int) * Max(set->nslides, 1);
+}
 
-	cache->cxt = cxt;
+/* Point the cache at room for the set's summaries, at "room". */
+static void
+cache_place(FsSummaryCache *cache, const FsWindowSet *set, char *room)
+{
+	cache->slides = room;
+	cache->passed = (int *) (room + MAXALIGN(set->summary_size));
+	memset(cache->passed, 0, sizeof(int) * Max(set->nslides, 1));
+	cache->nslides = set->nslides;
+	cache->size = set->summary_size;
+}
+
+/*
+ * An empty cache for the summaries of "set", which follow it in the same
+ * chunk (one cache miss fewer to reach them); it takes room elsewhere if
+ * the definitions change.
+ */
+FsSummaryCache *
+FsSummaryCacheCreate(MemoryContext cxt, const FsWindowSet *set)
+{
+	Size		head = MAXALIGN(sizeof(FsSummaryCache));
+	FsSummaryCache *cache = MemoryContextAllocZero(cxt, head + cache_slides_size(set));
+
+	cache_place(cache, set, (char *) cache + head);
+	cache->slides_inline = true;
 	return cache;
 }
 
@@ -1163,20 +1176,17 @@ FsSummaryCacheEndXact(FsSummaryCache *cache)
 	cache->stored_only = false;
 }
 
-/* Slides (and fronts in pending events) for the definitions' count. */
+/* Room for the definitions' packed summaries and their fronts. */
 static void
-cache_fit(FsSummaryCache *cache, int nslides)
+cache_fit(FsSummaryCache *cache, const FsWindowSet *set)
 {
-	if (cache->slides != NULL && cache->nslides == nslides)
+	if (cache->nslides == set->nslides && cache->size == set->summary_size)
 		return;
-	if (cache->slides != NULL)
-	{
+	if (!cache->slides_inline)
 		pfree(cache->slides);
-		pfree(cache->passed);
-	}
-	cache->slides = MemoryContextAlloc(cache->cxt, sizeof(FsSlide) * nslides);
-	cache->passed = MemoryContextAllocZero(cache->cxt, sizeof(int) * Max(nslides, 1));
-	cache->nslides = nslides;
+	cache_place(cache, set, MemoryContextAlloc(GetMemoryChunkContext(cache),
+											   cache_slides_size(set)));
+	cache->slides_inline = false;
 	FsSummaryCacheReset(cache);
 }
 
@@ -1187,17 +1197,17 @@ cache_fit(FsSummaryCache *cache, int nslides)
  * summary that goes stale on the way (its minimum or maximum left) is
  * refolded from its front, which gives the values a scan would.
  */
-static FsSlide *
+static char *
 summaries_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
-			 FsSummaryCache *cache, FsSlide *local)
+			 FsSummaryCache *cache, char *local)
 {
-	FsSlide    *slides = local;
+	char	   *slides = local;
 	bool		walked = false;
 
 	if (cache != NULL)
 	{
 		Assert(cache->pending == 0);
-		cache_fit(cache, set->nslides);
+		cache_fit(cache, set);
 		slides = cache->slides;
 		walked = cache->version == version_of(ent) &&
 			cache->signature == set->signature && t >= cache->walked_to;
@@ -1210,7 +1220,7 @@ summaries_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 	for (int j = 0; j < set->nslides; j++)
 	{
 		const FsWindowSpec *spec = &set->specs[set->slide_spec[j]];
-		FsSlide    *slide = &slides[j];
+		FsSlide    *slide = slide_in(slides, set, j);
 
 		if (!FsSlideIsStats(spec))
 			continue;
@@ -1261,7 +1271,7 @@ overlay_take(FsSummaryCache *cache, const FsWindowSet *set,
 		const FsEvent *ev = FS_EVENT_AT(pending->events, i, esize);
 
 		for (int j = 0; j < set->nslides; j++)
-			FsSlideAdd(&set->specs[set->slide_spec[j]], &cache->slides[j], ev);
+			FsSlideAdd(&set->specs[set->slide_spec[j]], slide_in(cache->slides, set, j), ev);
 		cache->newest = ev->time;
 	}
 	cache->pending = Max(cache->pending, pending->count);
@@ -1330,13 +1340,13 @@ overlay_refold(const FsEntity *ent, const FsWindowSpec *spec, FsSlide *slide,
  * newest, or pending events it cannot take (the cache then serves stored
  * summaries only, until the transaction ends).
  */
-static FsSlide *
+static char *
 overlay_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 		   FsSummaryCache *cache, const FsEventRun *pending)
 {
 	if (cache->stored_only || t < cache->newest)
 		return NULL;
-	cache_fit(cache, set->nslides);
+	cache_fit(cache, set);
 	if (cache->version != version_of(ent) || cache->signature != set->signature ||
 		t < cache->walked_to || cache->pending > pending->count)
 	{
@@ -1353,7 +1363,7 @@ overlay_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 	for (int j = 0; j < set->nslides; j++)
 	{
 		const FsWindowSpec *spec = &set->specs[set->slide_spec[j]];
-		FsSlide    *slide = &cache->slides[j];
+		FsSlide    *slide = slide_in(cache->slides, set, j);
 
 		if (!FsSlideIsStats(spec))
 			continue;
@@ -1380,9 +1390,9 @@ overlay_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
  * window, a minimum or maximum leaving, too many blocks before a front):
  * the caller scans.
  */
-static FsSlide *
+static char *
 late_summaries(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
-			   FsSlide *local)
+			   char *local)
 {
 	if (tail_of(ent)->tail_block == FS_NONE || t < tail_of(ent)->tail_from)
 		return NULL;
@@ -1402,12 +1412,12 @@ late_summaries(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 
 			if (ev->time > t)
 				for (int j = 0; j < set->nslides; j++)
-					FsSlideRemove(&set->specs[set->slide_spec[j]], &local[j], ev);
+					FsSlideRemove(&set->specs[set->slide_spec[j]], slide_in(local, set, j), ev);
 		}
 	for (int j = 0; j < set->nslides; j++)
 	{
 		const FsWindowSpec *spec = &set->specs[set->slide_spec[j]];
-		FsSlide    *slide = &local[j];
+		FsSlide    *slide = slide_in(local, set, j);
 		int			nblocks = 0;
 
 		/* those before the front but in t's window come back */
@@ -1474,7 +1484,7 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 	if (e != FS_NONE)
 	{
 		FsEntity   *ent = &entities[e];
-		FsSlide    *slides = NULL;
+		char	   *slides = NULL;
 
 		*latest = ent->latest;
 		if (ent->summary != FS_NONE && ent->summary_signature == set->signature)
@@ -1488,11 +1498,11 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 				if (slides == NULL)
 					slides = summaries_at(ent, set, slot->event_size, current->time,
 										  (cache != NULL && cache->stored_only) ? cache : NULL,
-										  local);
+										  (char *) local);
 			}
 			else
 				slides = late_summaries(ent, set, slot->event_size, current->time,
-										local);
+										(char *) local);
 		}
 		if (slides != NULL)
 		{
@@ -1503,9 +1513,10 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 			for (int j = 0; j < set->nslides; j++)
 			{
 				const FsWindowSpec *spec = &set->specs[set->slide_spec[j]];
+				const FsSlide *slide = slide_in(slides, set, j);
 
-				slide_of[set->slide_spec[j]] = &slides[j];
-				if (slides[j].flags & (FS_SLIDE_STALE | FS_SLIDE_OVERFLOW))
+				slide_of[set->slide_spec[j]] = slide;
+				if (slide->flags & (FS_SLIDE_STALE | FS_SLIDE_OVERFLOW))
 				{
 					/*
 					 * A stale stats summary (a value that is not finite)
@@ -1515,12 +1526,12 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 					 * Anything else scans from the start.
 					 */
 					scan = true;
-					if (!FsSlideIsStats(spec) || slides[j].front_block == FS_NONE)
+					if (!FsSlideIsStats(spec) || slide->front_block == FS_NONE)
 						scan_all = true;
 					else if (spec->window > scan_window)
 					{
 						scan_window = spec->window;
-						scan_from = slides[j].front_block;
+						scan_from = slide->front_block;
 					}
 				}
 			}
@@ -1572,14 +1583,18 @@ replay_stored(const FsEntity *ent, FsReplay *replay, Size esize)
 				FsReplayAppend(replay, FS_EVENT_AT(blocks[b].data, i, esize));
 		return;
 	}
-	summary_copy(ent, set, slides, false);
+	summary_copy(ent, set, (char *) slides, false);
 	for (int j = 0; j < nslides; j++)
 		fronts[j] = -1;
 	for (int32 b = ent->first_block; b != FS_NONE; b = blocks[b].next)
 	{
 		for (int j = 0; j < nslides; j++)
-			if (fronts[j] < 0 && slides[j].front_block == b)
-				fronts[j] = seq + slides[j].front_index;
+		{
+			const FsSlide *slide = slide_in((char *) slides, set, j);
+
+			if (fronts[j] < 0 && slide->front_block == b)
+				fronts[j] = seq + slide->front_index;
+		}
 		FsReplayAppendStored(replay, (const FsEvent *) blocks[b].data, blocks[b].count);
 		seq += blocks[b].count;
 	}
@@ -1587,7 +1602,7 @@ replay_stored(const FsEntity *ent, FsReplay *replay, Size esize)
 	for (int j = 0; j < nslides; j++)
 		if (fronts[j] < 0)
 			fronts[j] = seq;
-	FsReplaySeed(replay, slides, fronts);
+	FsReplaySeed(replay, (const char *) slides, fronts);
 }
 
 /*
@@ -1678,8 +1693,9 @@ overlay_serves_append(FsSummaryCache *cache, const FsEntity *ent,
 {
 	FsEventRun	run;
 
-	if (cache == NULL || cache->stored_only || cache->slides == NULL ||
-		cache->nslides != set->nslides || cache->version != version_of(ent) ||
+	if (cache == NULL || cache->stored_only ||
+		cache->nslides != set->nslides || cache->size != set->summary_size ||
+		cache->version != version_of(ent) ||
 		cache->signature != set->signature || cache->pending > count)
 		return false;
 	run.events = events;
@@ -1694,15 +1710,16 @@ overlay_serves_append(FsSummaryCache *cache, const FsEntity *ent,
  */
 static void
 cache_keep(FsSummaryCache *cache, const FsEntity *ent, const FsWindowSet *set,
-		   const FsSlide *slides)
+		   const char *slides)
 {
 	if (cache == NULL)
 		return;
 	FsSummaryCacheReset(cache);
-	if (slides == NULL || cache->slides == NULL || cache->nslides != set->nslides)
+	if (slides == NULL || cache->nslides != set->nslides ||
+		cache->size != set->summary_size)
 		return;
 	if (slides != cache->slides)
-		memcpy(cache->slides, slides, sizeof(FsSlide) * set->nslides);
+		memcpy(cache->slides, slides, set->summary_size);
 	cache_settled(cache, ent, set);
 }
 
@@ -1726,8 +1743,8 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 	FsEntity   *ent;
 	int32		e;
 	TimestampTz newest = DT_NOBEGIN;
-	FsSlide		local[FS_MAX_SLIDES];
-	FsSlide    *slides = local;
+	FsSlide		local[FS_MAX_SLIDES];	/* room for packed summaries */
+	char	   *slides = (char *) local;
 	int			nslides = 0;
 	bool		overlaid = false;	/* the summaries hold the events */
 	bool		summarise;
@@ -1835,14 +1852,14 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 			for (int j = 0; j < set->nslides; j++)
 				if (cache->passed[j] == i && i > 0)
 				{
-					slides[j].front_block = ent->last_block;
-					slides[j].front_index = (uint8) (blk->count - 1);
+					slide_in(slides, set, j)->front_block = ent->last_block;
+					slide_in(slides, set, j)->front_index = (uint8) (blk->count - 1);
 				}
 		}
 		else if (ent->summary != FS_NONE)
 		{
 			for (int j = 0; j < set->nslides; j++)
-				FsSlideAdd(&set->specs[set->slide_spec[j]], &slides[j], ev);
+				FsSlideAdd(&set->specs[set->slide_spec[j]], slide_in(slides, set, j), ev);
 		}
 		ent->latest = Max(ent->latest, ev->time);
 	}
@@ -1850,8 +1867,8 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 	for (int j = 0; overlaid && ent->summary != FS_NONE && j < set->nslides; j++)
 		if (cache->passed[j] == count)
 		{
-			slides[j].front_block = ent->last_block;
-			slides[j].front_index = (uint8) blocks[ent->last_block].count;
+			slide_in(slides, set, j)->front_block = ent->last_block;
+			slide_in(slides, set, j)->front_index = (uint8) blocks[ent->last_block].count;
 		}
 
 	if (ent->summary != FS_NONE)
@@ -1862,7 +1879,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 	{
 		ent->summary_signature = set->signature;
 		for (int j = 0; j < set->nslides; j++)
-			refold(ent, &set->specs[set->slide_spec[j]], &slides[j], esize);
+			refold(ent, &set->specs[set->slide_spec[j]], slide_in(slides, set, j), esize);
 		summary_copy(ent, set, slides, true);
 	}
 	cache_keep(cache, ent, set, ent->summary != FS_NONE ? slides : NULL);

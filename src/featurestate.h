@@ -71,7 +71,7 @@ extern void FsGroupGetCounters(int group, FsGroupCounters *counters);
 /* A session's walked copy of an entity's running summaries (opaque). */
 typedef struct FsSummaryCache FsSummaryCache;
 
-extern FsSummaryCache *FsSummaryCacheCreate(MemoryContext cxt);
+extern FsSummaryCache *FsSummaryCacheCreate(MemoryContext cxt, const FsWindowSet *set);
 extern void FsSummaryCacheReset(FsSummaryCache *cache);
 extern void FsSummaryCacheEndXact(FsSummaryCache *cache);
 extern bool FsSummaryCacheHoldsPending(const FsSummaryCache *cache);

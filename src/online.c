@@ -688,7 +688,7 @@ compute(const FsGroupDef *gd, const FsEntityKey *key, PendingEntity *pe,
 		run.count = 0;
 	/* an entity with one event pending is likely to get more: keep its walk */
 	if (run.count > 0 && pe->summaries == NULL)
-		pe->summaries = FsSummaryCacheCreate(entity_context());
+		pe->summaries = FsSummaryCacheCreate(entity_context(), &gd->window_set);
 	if (gd->layout != 0 && !truncated_in_xact(gd->group))
 		(void) FsStateCompute(key, gd->layout, &run, &gd->window_set,
 							  pe != NULL ? pe->summaries : NULL,

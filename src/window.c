@@ -448,6 +448,19 @@ FsWindowSetInit(FsWindowSet *set, const FsWindowSpec *specs, int nspecs)
 										   sizeof(fields)));
 	}
 	set->signature = sig;
+
+	/* the packed summaries: distinct ones last (see FsWindowSet) */
+	set->summary_size = 0;
+	for (int pass = 0; pass < 2; pass++)
+		for (int j = 0; j < set->nslides; j++)
+		{
+			const FsWindowSpec *spec = &specs[set->slide_spec[j]];
+
+			if ((spec->agg == FS_AGG_DISTINCT) != (pass == 1))
+				continue;
+			set->slide_offset[j] = (uint16) set->summary_size;
+			set->summary_size += (uint32) FsSlideStoredSize(spec);
+		}
 }
 
 /* Fold one other event (not the scored one) into a feature's accumulator. */
@@ -569,12 +582,12 @@ finish_feature(const FsWindowSpec *spec, Accum *acc, const FsEvent *cur,
 
 				for (int i = 0; i < (int) slide->u.distinct.used; i++)
 				{
-					TimestampTz seen = slide->u.distinct.seen[i];
+					TimestampTz seen = slide->u.distinct.values[i].seen;
 
 					if (seen > acc->distinct_from && seen <= cur->time)
 					{
 						n++;
-						found |= slide->u.distinct.hash[i] == h;
+						found |= slide->u.distinct.values[i].hash == h;
 					}
 				}
 				*result = (double) (n + (found ? 0 : 1));
@@ -670,7 +683,7 @@ void
 FsSlideReset(const FsWindowSpec *spec, FsSlide *slide)
 {
 	memset(slide, 0, spec->agg == FS_AGG_DISTINCT ?
-		   offsetof(FsSlide, u.distinct.hash) : FsSlideStoredSize(spec));
+		   offsetof(FsSlide, u.distinct.values) : FsSlideStoredSize(spec));
 }
 
 static inline Moments
@@ -748,11 +761,11 @@ slide_add(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
 				h = slot_hash(event, spec->slot);
 				for (int i = 0; i < (int) slide->u.distinct.used; i++)
 				{
-					TimestampTz seen = slide->u.distinct.seen[i];
+					TimestampTz seen = slide->u.distinct.values[i].seen;
 
-					if (slide->u.distinct.hash[i] == h)
+					if (slide->u.distinct.values[i].hash == h)
 					{
-						slide->u.distinct.seen[i] = Max(seen, event->time);
+						slide->u.distinct.values[i].seen = Max(seen, event->time);
 						return;
 					}
 					if (free_slot < 0 && seen <= event->time - spec->window)
@@ -766,8 +779,8 @@ slide_add(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
 					slide->changes = 0;
 					return;
 				}
-				slide->u.distinct.hash[free_slot] = h;
-				slide->u.distinct.seen[free_slot] = event->time;
+				slide->u.distinct.values[free_slot].hash = h;
+				slide->u.distinct.values[free_slot].seen = event->time;
 				return;
 			}
 		case FS_AGG_SINCE_LAST:
@@ -808,7 +821,7 @@ slide_remove(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
 		/* a non-finite value never entered; the last value leaves */
 		if (slide->u.stats.n <= 1.0 && isfinite(x))
 		{
-			memset(&slide->u, 0, sizeof(slide->u));
+			memset(&slide->u.stats, 0, sizeof(slide->u.stats));
 			slide->flags &= ~FS_SLIDE_STALE;
 		}
 		else
@@ -924,10 +937,10 @@ accum_from_slide(const FsWindowSpec *spec, Accum *acc, const FsSlide *slide,
 			}
 			for (int i = 0; i < (int) slide->u.distinct.used; i++)
 			{
-				TimestampTz seen = slide->u.distinct.seen[i];
+				TimestampTz seen = slide->u.distinct.values[i].seen;
 
 				if (seen > t - spec->window && seen <= t)
-					set_add(acc, slide->u.distinct.hash[i]);
+					set_add(acc, slide->u.distinct.values[i].hash);
 			}
 			return true;
 		case FS_AGG_SINCE_LAST:
@@ -1375,11 +1388,12 @@ FsReplayAppendStored(FsReplay *r, const FsEvent *events, int count)
 }
 
 void
-FsReplaySeed(FsReplay *r, const FsSlide *slides, const int64 *fronts)
+FsReplaySeed(FsReplay *r, const char *summaries, const int64 *fronts)
 {
 	for (int j = 0; j < r->set.nslides; j++)
 	{
-		r->slides[j] = slides[j];
+		memcpy(&r->slides[j], summaries + r->set.slide_offset[j],
+			   FsSlideStoredSize(&r->set.specs[r->set.slide_spec[j]]));
 		r->front[j] = Min(Max(fronts[j], r->base + r->start), r->base + r->count);
 	}
 	r->valid = true;

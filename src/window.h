@@ -86,9 +86,12 @@ typedef struct FsEventRun
 /*
  * The features of a group as the window math takes them: their specs
  * (linked by FsWindowSpecsLink), their accumulators (the specs that share
- * no other's, in order: running summaries go one per accumulator), the
- * longest window, and a signature that changes whenever any spec does (it
- * tells whether stored running summaries were made for these specs).
+ * no other's, in order: running summaries go one per accumulator), where
+ * each accumulator's summary lies in a packed set of them (each cut to
+ * FsSlideStoredSize, the distinct ones last, whose used slots come first:
+ * a set's bytes in use then lie together), the longest window, and a
+ * signature that changes whenever any spec does (it tells whether stored
+ * running summaries were made for these specs).
  */
 typedef struct FsWindowSet
 {
@@ -96,6 +99,9 @@ typedef struct FsWindowSet
 	int			nspecs;
 	int			nslides;		/* accumulators */
 	int			slide_spec[FS_MAX_SPECS];	/* each accumulator's spec */
+	uint16		slide_offset[FS_MAX_SPECS]; /* each accumulator's summary in
+											 * a packed set of them */
+	uint32		summary_size;	/* bytes of a packed set of summaries */
 	int64		longest;
 	uint32		signature;
 } FsWindowSet;
@@ -122,6 +128,8 @@ typedef struct FsWindowSet
  *	distinct	up to FS_SLIDE_DISTINCT values, each with its latest time,
  *				in the first "used" slots
  *	last		the newest event (with a position, for geo_velocity)
+ * Summaries may lie packed, each cut to FsSlideStoredSize (FsWindowSet):
+ * an operation on one reads and writes only the bytes of its kind.
  */
 typedef struct FsSlide
 {
@@ -146,8 +154,13 @@ typedef struct FsSlide
 		{
 			uint32		used;		/* slots below this hold a value */
 			uint32		padding;
-			uint64		hash[FS_SLIDE_DISTINCT];
-			TimestampTz seen[FS_SLIDE_DISTINCT];
+			struct
+			{
+				uint64		hash;
+				TimestampTz seen;	/* latest time of the value */
+			}			values[FS_SLIDE_DISTINCT];	/* side by side: a
+													 * summary reads its
+													 * used slots only */
 		}			distinct;
 		struct
 		{
@@ -200,7 +213,7 @@ extern void FsReplayCompute(FsReplay *replay, const FsEvent *current,
 							double *result, bool *isnull);
 extern void FsReplayAppend(FsReplay *replay, const FsEvent *event);
 extern void FsReplayAppendStored(FsReplay *replay, const FsEvent *events, int count);
-extern void FsReplaySeed(FsReplay *replay, const FsSlide *slides, const int64 *fronts);
+extern void FsReplaySeed(FsReplay *replay, const char *summaries, const int64 *fronts);
 extern const FsWindowSet *FsReplaySet(const FsReplay *replay);
 
 extern double FsHaversineKm(double lat1, double lon1, double lat2, double lon2);
