@@ -96,6 +96,14 @@ ROLLBACK TO SAVEPOINT s;
 INSERT INTO pd SELECT * FROM pd_in_order(1951, 2200) ORDER BY id;
 COMMIT;
 INSERT INTO pd SELECT * FROM pd_in_order(2201, 2700) ORDER BY id;
+-- a probe two hours past the newest row walks the session's summaries past
+-- the hour windows of every pending event: the merge must not store them
+BEGIN;
+INSERT INTO pd SELECT * FROM pd_in_order(2701, 2800) ORDER BY id;
+SELECT (fraudstream.feature_values('card', 'a', timestamptz '2026-02-01 10:00+00')
+        ->> 'pd_count')::int AS probed_count;
+COMMIT;
+INSERT INTO pd SELECT * FROM pd_in_order(2801, 3000) ORDER BY id;
 SELECT count(*) AS rows_compared,
        count(*) FILTER (WHERE s.features IS DISTINCT FROM h.features) AS differences
   FROM fraudstream.scores s

@@ -1682,9 +1682,11 @@ FsStateLatest(const FsEntityKey *key, uint32 layout)
  * Whether the overlay of a session's cache can stand for the stored
  * summaries in an append of its pending events: made from them (same
  * version and definitions), and taking the events it lacks in time order
- * (overlay_take).  Then the summaries hold the events already, and those
- * fronts that passed pending events only need placing in the blocks the
- * events go to.
+ * (overlay_take), walked no further than the newest of them (a probe,
+ * FsStateCompute with a time ahead, walks windows that are not the stored
+ * ones).  Then the summaries hold the events already, and those fronts
+ * that passed pending events only need placing in the blocks the events
+ * go to; none passed the newest.
  */
 static bool
 overlay_serves_append(FsSummaryCache *cache, const FsEntity *ent,
@@ -1697,6 +1699,9 @@ overlay_serves_append(FsSummaryCache *cache, const FsEntity *ent,
 		cache->nslides != set->nslides || cache->size != set->summary_size ||
 		cache->version != version_of(ent) ||
 		cache->signature != set->signature || cache->pending > count)
+		return false;
+	/* walked past the newest event (a probe ahead): not the stored windows */
+	if (cache->walked_to > Max(ent->latest, FS_EVENT_AT(events, count - 1, esize)->time))
 		return false;
 	run.events = events;
 	run.count = count;
@@ -1782,7 +1787,6 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		pg_atomic_fetch_add_u64(&slot->entities, 1);
 	}
 	ent = &entities[e];
-	ent->touch = pg_atomic_fetch_add_u32(&state->clock, 1);
 
 	if (set != NULL)
 		nslides = set->nslides;
@@ -1799,6 +1803,8 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		else
 			summary_copy(ent, set, slides, false);
 	}
+	/* a new version (after the overlay was checked against the old one) */
+	ent->touch = pg_atomic_fetch_add_u32(&state->clock, 1);
 	anchor = ent->latest;
 
 	for (int i = 0; i < count; i++)
@@ -1863,14 +1869,6 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		}
 		ent->latest = Max(ent->latest, ev->time);
 	}
-	/* one that passed them all is past the newest */
-	for (int j = 0; overlaid && ent->summary != FS_NONE && j < set->nslides; j++)
-		if (cache->passed[j] == count)
-		{
-			slide_in(slides, set, j)->front_block = ent->last_block;
-			slide_in(slides, set, j)->front_index = (uint8) blocks[ent->last_block].count;
-		}
-
 	if (ent->summary != FS_NONE)
 		summary_settle(ent, set, slides, esize);
 	else if (summarise && tail_of(ent)->nevents >= FS_SUMMARY_MIN_EVENTS &&
