@@ -1107,26 +1107,26 @@ struct FsSummaryCache
 	uint32		signature;		/* of the definitions copied for */
 	uint32		size;			/* bytes of slides */
 	int			nslides;
-	bool		slides_inline;	/* slides and passed follow the struct */
+	bool		slides_inline;	/* passed and slides follow the struct */
 	bool		stored_only;	/* no overlay until the transaction ends */
 	/* the overlay */
 	int			pending;		/* pending events in the slides */
 	TimestampTz newest;			/* newest event in the slides */
 };
 
-/* Bytes of the packed summaries of a set, and their fronts after them. */
+/* Bytes of the fronts in pending events of a set's summaries, and the summaries. */
 static inline Size
 cache_slides_size(const FsWindowSet *set)
 {
-	return MAXALIGN(set->summary_size) + sizeof(int) * Max(set->nslides, 1);
+	return MAXALIGN(sizeof(int) * Max(set->nslides, 1)) + set->summary_size;
 }
 
 /* Point the cache at room for the set's summaries, at "room". */
 static void
 cache_place(FsSummaryCache *cache, const FsWindowSet *set, char *room)
 {
-	cache->slides = room;
-	cache->passed = (int *) (room + MAXALIGN(set->summary_size));
+	cache->passed = (int *) room;
+	cache->slides = room + MAXALIGN(sizeof(int) * Max(set->nslides, 1));
 	memset(cache->passed, 0, sizeof(int) * Max(set->nslides, 1));
 	cache->nslides = set->nslides;
 	cache->size = set->summary_size;
@@ -1183,7 +1183,7 @@ cache_fit(FsSummaryCache *cache, const FsWindowSet *set)
 	if (cache->nslides == set->nslides && cache->size == set->summary_size)
 		return;
 	if (!cache->slides_inline)
-		pfree(cache->slides);
+		pfree(cache->passed);	/* the chunk */
 	cache_place(cache, set, MemoryContextAlloc(GetMemoryChunkContext(cache),
 											   cache_slides_size(set)));
 	cache->slides_inline = false;
@@ -1464,6 +1464,7 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 	FsGroupSlot *slot = group_slot(key->group);
 	int			bucket = key_bucket(key);
 	LWLock	   *lock = partition_lock(bucket);
+	FsEventRun	local_runs[16];	/* the stored blocks and the pending run */
 	FsEventRun *runs = NULL;
 	int			nruns = 0;
 	int32		e;
@@ -1539,8 +1540,12 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 		if (scan)
 		{
 			int32		first = (scan_all || scan_from == FS_NONE) ? ent->first_block : scan_from;
+			int			nstored = 0;
 
-			runs = palloc(sizeof(FsEventRun) * (tail_of(ent)->nevents + 2));
+			for (int32 b = first; b != FS_NONE; b = blocks[b].next)
+				nstored++;
+			runs = nstored < (int) lengthof(local_runs) ? local_runs :
+				palloc(sizeof(FsEventRun) * (nstored + 1));
 			for (int32 b = first; b != FS_NONE; b = blocks[b].next)
 			{
 				runs[nruns].events = (const FsEvent *) blocks[b].data;
@@ -1556,7 +1561,7 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 						runs, nruns, overlaid ? NULL : pending, current, probe,
 						result, isnull);
 	LWLockRelease(lock);
-	if (runs)
+	if (runs != NULL && runs != local_runs)
 		pfree(runs);
 	return e != FS_NONE;
 }

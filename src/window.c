@@ -401,7 +401,10 @@ can_share(const FsWindowSpec *a, const FsWindowSpec *b)
 /*
  * Link each feature to the first earlier one whose accumulator it can
  * read, so that FsWindowCompute folds each event once per accumulator
- * instead of once per feature.  Call once per definition set.
+ * instead of once per feature, and mark the accumulators whose minimum or
+ * maximum a feature reads: a running summary of the others need not be
+ * refolded when its minimum or maximum leaves the window.  Call once per
+ * definition set.
  */
 void
 FsWindowSpecsLink(FsWindowSpec *specs, int nspecs)
@@ -409,6 +412,7 @@ FsWindowSpecsLink(FsWindowSpec *specs, int nspecs)
 	for (int f = 0; f < nspecs; f++)
 	{
 		specs[f].shares = 0;
+		specs[f].extremes = false;
 		for (int g = 0; g < f; g++)
 		{
 			if (specs[g].shares == 0 && can_share(&specs[g], &specs[f]))
@@ -418,6 +422,9 @@ FsWindowSpecsLink(FsWindowSpec *specs, int nspecs)
 			}
 		}
 	}
+	for (int f = 0; f < nspecs; f++)
+		if (specs[f].agg == FS_AGG_MIN || specs[f].agg == FS_AGG_MAX)
+			specs[specs[f].shares == 0 ? f : specs[f].shares - 1].extremes = true;
 }
 
 /* Describe a linked definition set for FsWindowComputeSlid and the state. */
@@ -829,9 +836,10 @@ slide_remove(const FsWindowSpec *spec, FsSlide *slide, const FsEvent *event)
 		return;
 	}
 	finite_change(&slide->u.stats.n, slide->u.stats.sum, slide->u.stats.sumsq, x, -1.0);
-	/* the last copy of the minimum or maximum leaves: find the next one */
-	if ((x == slide->u.stats.min && --slide->u.stats.nmin == 0) ||
-		(x == slide->u.stats.max && --slide->u.stats.nmax == 0))
+	/* the last copy of a minimum or maximum read leaves: find the next one */
+	if (spec->extremes &&
+		((x == slide->u.stats.min && --slide->u.stats.nmin == 0) ||
+		 (x == slide->u.stats.max && --slide->u.stats.nmax == 0)))
 		slide->flags |= FS_SLIDE_STALE;
 }
 

@@ -71,6 +71,8 @@ typedef struct FsWindowSpec
 	int			shares;			/* 0, or 1 + an earlier spec whose
 								 * accumulator this one reads: see
 								 * FsWindowSpecsLink */
+	bool		extremes;		/* an accumulator whose minimum or maximum
+								 * some feature reads (FsWindowSpecsLink) */
 } FsWindowSpec;
 
 /*
@@ -124,7 +126,8 @@ typedef struct FsWindowSet
  * entity's committed events in the window ending at its newest event, for
  * entities whose events arrive in time order.  "front" is the position of
  * the oldest event in the window, kept by the caller (featurestate.c).
- *	stats		count, moments, min and max of the window's values
+ *	stats		count, moments, min and max of the window's values (min
+ *				and max exact only when a feature reads them: extremes)
  *	distinct	up to FS_SLIDE_DISTINCT values, each with its latest time,
  *				in the first "used" slots
  *	last		the newest event (with a position, for geo_velocity)
