@@ -840,20 +840,24 @@ summary_alloc(FsEntity *ent, const FsWindowSet *set)
  * front ends on the oldest event after it, or just past the newest event.
  * The events passed leave the summary of "spec"; with spec NULL the
  * summary did not hold them (a late event put in place before its front)
- * and only the front moves.
+ * and only the front moves.  Every block of an entity but its last is
+ * full: the count in a block's header, another cache line than most of
+ * its events, is read for the last block only.
  */
 static void
-walk_front(const FsWindowSpec *spec, FsSlide *slide, Size esize,
-		   TimestampTz limit)
+walk_front(const FsEntity *ent, const FsWindowSpec *spec, FsSlide *slide,
+		   Size esize, TimestampTz limit)
 {
 	int32		b = slide->front_block;
 	int			i = slide->front_index;
+	int			per_block = (int) (FS_MAX_EVENT_SIZE / esize);
 
 	while (b != FS_NONE)
 	{
 		const FsEvent *ev;
 
-		if (i >= blocks[b].count)
+		Assert(b == ent->last_block || blocks[b].count == per_block);
+		if (i >= (b == ent->last_block ? blocks[b].count : per_block))
 		{
 			if (blocks[b].next == FS_NONE)
 				break;
@@ -1037,7 +1041,7 @@ insert_in_order(FsEntity *ent, const FsWindowSet *set, char *slides,
 		const FsWindowSpec *spec = &set->specs[set->slide_spec[j]];
 
 		if (FsSlideTakeLate(spec, slide_in(slides, set, j), ev, anchor))
-			walk_front(NULL, slide_in(slides, set, j), esize, anchor - spec->window);
+			walk_front(ent, NULL, slide_in(slides, set, j), esize, anchor - spec->window);
 	}
 	return true;
 }
@@ -1057,7 +1061,7 @@ summary_settle(FsEntity *ent, const FsWindowSet *set, char *slides,
 		FsSlide    *slide = slide_in(slides, set, j);
 
 		if (FsSlideIsStats(spec))
-			walk_front(spec, slide, esize, ent->latest - spec->window);
+			walk_front(ent, spec, slide, esize, ent->latest - spec->window);
 		/* a walked stats summary's window starts at its front */
 		if (FsSlideNeedsRefold(spec, slide))
 			refold_after(ent, spec, slide, esize, ent->latest - spec->window,
@@ -1224,7 +1228,7 @@ summaries_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 
 		if (!FsSlideIsStats(spec))
 			continue;
-		walk_front(spec, slide, esize, t - spec->window);
+		walk_front(ent, spec, slide, esize, t - spec->window);
 		if ((slide->flags & FS_SLIDE_STALE) && slide->front_block != FS_NONE)
 			refold_after(ent, spec, slide, esize, t - spec->window, slide->front_block);
 	}
@@ -1298,7 +1302,7 @@ overlay_walk(const FsEntity *ent, const FsWindowSpec *spec, FsSlide *slide,
 {
 	if (*passed == 0)
 	{
-		walk_front(spec, slide, esize, limit);
+		walk_front(ent, spec, slide, esize, limit);
 		if (!front_past_stored(ent, slide))
 			return;
 	}

@@ -70,7 +70,6 @@
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -86,27 +85,74 @@
 /* field4 of the advisory locktags that guard group rebuilds ("FS") */
 #define FS_LOCKTAG_GROUP	0x4653
 
-/* One entity's pending events, in arrival order. */
+/*
+ * One entity's pending events, in arrival order.  What a row reads and
+ * writes comes first, in the first cache line (entities are allocated
+ * line-aligned, see new_entity).
+ */
 typedef struct PendingEntity
 {
 	FsEntityKey key;			/* hash key */
-	uint32		layout;			/* of the group when the events were read */
-	Size		event_size;
-	int			count;
-	int			capacity;
 	char	   *events;			/* each with its nesting level (FsEvent.level) */
-	TimestampTz latest;
-	/* a replay of stored + pending events, for many pending events */
-	FsReplay   *replay;			/* NULL until needed */
-	uint32		replay_signature;	/* of the definitions it was made for */
-	uint64		replay_version; /* FsStateVersion of the stored events in it */
-	int			replay_seen;	/* pending events appended to it; -1: stale */
 	/* the stored summaries walked on, from its second event (FsStateCompute) */
 	FsSummaryCache *summaries;	/* NULL until needed */
+	TimestampTz latest;
+	int			count;
+	uint32		layout;			/* of the group when the events were read */
+	int			capacity;
+	Size		event_size;
 	/* the entities this transaction appended to, linked */
 	struct PendingEntity *next_touched;
 	uint64		touched_in;		/* xact_number when last linked */
+	/* a replay of stored + pending events, for many pending events */
+	FsReplay   *replay;			/* NULL until needed */
+	uint64		replay_version; /* FsStateVersion of the stored events in it */
+	uint32		replay_signature;	/* of the definitions it was made for */
+	int			replay_seen;	/* pending events appended to it; -1: stale */
 } PendingEntity;
+
+/* Cache line of the machines we run on (PG_CACHE_LINE_SIZE is wider). */
+#define ENTITY_LINE			64
+/* Entities are allocated this many at a time, in line-aligned arrays. */
+#define ENTITY_SLAB			64
+
+typedef union PendingEntityRoom
+{
+	PendingEntity entity;
+	char		lines[2 * ENTITY_LINE];
+} PendingEntityRoom;
+
+StaticAssertDecl(offsetof(PendingEntity, capacity) <= ENTITY_LINE,
+				 "a row's fields of PendingEntity must fill its first cache line");
+StaticAssertDecl(offsetof(PendingEntity, key) == 0,
+				 "an entity's table slot points at its key, which starts it");
+StaticAssertDecl(sizeof(PendingEntityRoom) == 2 * ENTITY_LINE,
+				 "PendingEntity must fill two cache lines");
+
+/*
+ * The session's entities by key: a simplehash table of pointers to them,
+ * with their hashes, so that a lookup reads one slot and the entity's first
+ * cache line.
+ */
+typedef struct EntitySlot
+{
+	const FsEntityKey *key;		/* &entity->key: the entity */
+	uint32		hash;
+	char		status;
+} EntitySlot;
+
+#define SH_PREFIX		entity_table
+#define SH_ELEMENT_TYPE EntitySlot
+#define SH_KEY_TYPE		const FsEntityKey *
+#define SH_KEY			key
+#define SH_HASH_KEY(tb, k)	((k)->hash)
+#define SH_EQUAL(tb, a, b)	(memcmp((a), (b), sizeof(FsEntityKey)) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a)	((a)->hash)
+#define SH_SCOPE		static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 /*
  * From this many pending events of one entity on, its features come from a
@@ -143,7 +189,9 @@ typedef struct PendingGroup
 
 static MemoryContext entity_cxt = NULL;
 static MemoryContext pending_cxt = NULL;
-static HTAB *pending = NULL;
+static entity_table_hash *entity_table = NULL;
+static PendingEntityRoom *entity_slab = NULL;	/* the rest of the last slab */
+static int	entity_slab_left = 0;
 static PendingEntity *touched = NULL;
 static uint64 xact_number = 1;
 static PendingGroup pending_groups[MAX_PENDING_GROUPS];
@@ -254,49 +302,57 @@ reset_pending(void)
 		MemoryContextMemAllocated(entity_cxt, true) > SESSION_ENTITY_MEMORY)
 	{
 		MemoryContextReset(entity_cxt);
-		pending = NULL;
+		entity_table = NULL;
+		entity_slab = NULL;
+		entity_slab_left = 0;
 	}
 }
 
-/* Entity keys carry their hash already (FsEntityKeyFromDatum). */
-static uint32
-pending_key_hash(const void *key, Size keysize)
+/* A new entity, line-aligned, from the session's slab. */
+static PendingEntity *
+new_entity(const FsEntityKey *key)
 {
-	return ((const FsEntityKey *) key)->hash;
+	PendingEntity *pe;
+
+	if (entity_slab_left == 0)
+	{
+		char	   *raw = MemoryContextAlloc(entity_context(),
+											 sizeof(PendingEntityRoom) * ENTITY_SLAB +
+											 ENTITY_LINE);
+
+		entity_slab = (PendingEntityRoom *) TYPEALIGN(ENTITY_LINE, raw);
+		entity_slab_left = ENTITY_SLAB;
+	}
+	pe = &entity_slab->entity;
+	entity_slab++;
+	entity_slab_left--;
+	memset(pe, 0, sizeof(PendingEntity));
+	pe->key = *key;
+	pe->latest = DT_NOBEGIN;
+	pe->replay_seen = -1;
+	return pe;
 }
 
+/* The session's entity of a key (entity keys carry their hash already). */
 static PendingEntity *
 pending_lookup(const FsEntityKey *key, bool create)
 {
-	bool		found;
-	PendingEntity *pe;
+	EntitySlot *slot;
+	bool		found PG_USED_FOR_ASSERTS_ONLY;
 
-	if (pending == NULL)
+	if (entity_table == NULL)
 	{
-		HASHCTL		ctl;
-
 		if (!create)
 			return NULL;
-		ctl.keysize = sizeof(FsEntityKey);
-		ctl.entrysize = sizeof(PendingEntity);
-		ctl.hash = pending_key_hash;
-		ctl.hcxt = entity_context();
-		pending = hash_create("fraudstream pending entities", 256, &ctl,
-							  HASH_ELEM | HASH_FUNCTION | HASH_CONTEXT);
+		entity_table = entity_table_create(entity_context(), 256, NULL);
 	}
-	pe = hash_search(pending, key, create ? HASH_ENTER : HASH_FIND, &found);
-	if (pe != NULL && !found)
-	{
-		pe->count = 0;
-		pe->capacity = 0;
-		pe->events = NULL;
-		pe->latest = DT_NOBEGIN;
-		pe->replay = NULL;
-		pe->replay_seen = -1;
-		pe->summaries = NULL;
-		pe->touched_in = 0;
-	}
-	return pe;
+	slot = entity_table_lookup(entity_table, key);
+	if (slot != NULL || !create)
+		return slot != NULL ? (PendingEntity *) slot->key : NULL;
+	/* the slot points at the new entity's own key */
+	slot = entity_table_insert(entity_table, &new_entity(key)->key, &found);
+	Assert(!found);
+	return (PendingEntity *) slot->key;
 }
 
 static void
