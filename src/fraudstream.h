@@ -19,6 +19,12 @@
 /* Schema that holds every SQL object of the extension. */
 #define FRAUDSTREAM_SCHEMA "fraudstream"
 
+/*
+ * A cache line of the machines we run on, for laying out what a scored row
+ * reads (PG_CACHE_LINE_SIZE is wider: it keeps locks apart).
+ */
+#define FS_CACHE_LINE		64
+
 /* True when the library was loaded by shared_preload_libraries. */
 extern bool FsLoadedAtStartup;
 

@@ -111,22 +111,20 @@ typedef struct PendingEntity
 	int			replay_seen;	/* pending events appended to it; -1: stale */
 } PendingEntity;
 
-/* Cache line of the machines we run on (PG_CACHE_LINE_SIZE is wider). */
-#define ENTITY_LINE			64
 /* Entities are allocated this many at a time, in line-aligned arrays. */
 #define ENTITY_SLAB			64
 
 typedef union PendingEntityRoom
 {
 	PendingEntity entity;
-	char		lines[2 * ENTITY_LINE];
+	char		lines[2 * FS_CACHE_LINE];
 } PendingEntityRoom;
 
-StaticAssertDecl(offsetof(PendingEntity, capacity) <= ENTITY_LINE,
+StaticAssertDecl(offsetof(PendingEntity, capacity) <= FS_CACHE_LINE,
 				 "a row's fields of PendingEntity must fill its first cache line");
 StaticAssertDecl(offsetof(PendingEntity, key) == 0,
 				 "an entity's table slot points at its key, which starts it");
-StaticAssertDecl(sizeof(PendingEntityRoom) == 2 * ENTITY_LINE,
+StaticAssertDecl(sizeof(PendingEntityRoom) == 2 * FS_CACHE_LINE,
 				 "PendingEntity must fill two cache lines");
 
 /*
@@ -318,9 +316,9 @@ new_entity(const FsEntityKey *key)
 	{
 		char	   *raw = MemoryContextAlloc(entity_context(),
 											 sizeof(PendingEntityRoom) * ENTITY_SLAB +
-											 ENTITY_LINE);
+											 FS_CACHE_LINE);
 
-		entity_slab = (PendingEntityRoom *) TYPEALIGN(ENTITY_LINE, raw);
+		entity_slab = (PendingEntityRoom *) TYPEALIGN(FS_CACHE_LINE, raw);
 		entity_slab_left = ENTITY_SLAB;
 	}
 	pe = &entity_slab->entity;
