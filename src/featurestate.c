@@ -25,24 +25,31 @@
  * entities also keep running summaries of their windows (see "Running
  * summaries" below), which make a feature O(1) to compute.
  *
- * Memory never runs out for an insert.  When the pool or the entity table
- * is exhausted, the partition being written is swept: entities idle for
+ * Memory never runs out for an insert.  When the pool or the partition's
+ * share of the entity table is exhausted, the partition being written is
+ * swept: entities idle for
  * longer than their group's retention are dropped (expired); failing that,
  * the least recently appended entity of the partition is dropped
  * (evicted); failing that, the entity's own oldest block is dropped
  * (truncated, which makes its long windows approximate); failing that,
  * the event is not stored.  Running summaries of the partition's
- * entities are dropped before any entity is evicted.  Each outcome has a counter in
- * fraudstream.features.  XXX: the LRU choice is per partition, not global.
+ * entities are dropped before any entity is evicted.  Each outcome has a
+ * counter in fraudstream.features.  XXX: the LRU choice is per partition,
+ * not global, and so is the room for entities: each partition has
+ * max_entities / FS_STATE_PARTITIONS entries (keys spread evenly over them).
  * The groups of a dropped database or table (DROP DATABASE runs no event
  * trigger there) are freed, with their entities, when a group is set up.
  *
  * Locking.  The hash table is split into FS_STATE_PARTITIONS partitions
  * (bucket number modulo the partition count), each with an LWLock of the
  * area's tranche: readers computing features take it shared, appends and
- * sweeps exclusive.  No code path holds two partition locks.  The free
- * lists of entries and blocks are protected by a spinlock taken only for a
- * push or a pop.  Group slots are created and changed under the last lock
+ * sweeps exclusive.  No code path holds two partition locks.  An entry
+ * only ever holds entities of one partition (the free list of entries of
+ * a partition holds those whose index is the partition's number modulo
+ * the partition count), so a reader holding the partition's lock may check
+ * the entry where it found an entity before (find_entity_hinted) without
+ * reading the bucket.  The free lists of entries and blocks are protected
+ * by a spinlock taken only for a push or a pop.  Group slots are created and changed under the last lock
  * of the tranche; their status and counters are atomics read without it.
  * FsStateAppend runs after commit, where an ERROR would be a PANIC: it
  * never allocates backend memory and never throws.
@@ -68,8 +75,6 @@
 #define FS_GROUP_LOCK			FS_STATE_PARTITIONS
 #define FS_BLOCK_SIZE			128
 #define FS_NONE					(-1)
-/* A cache line of the machines we run on (PG_CACHE_LINE_SIZE is wider). */
-#define FS_CACHE_LINE			64
 
 /* Entities with fewer stored events are scanned, not summarised. */
 #define FS_SUMMARY_MIN_EVENTS	16
@@ -142,13 +147,14 @@ typedef struct FsGroupSlot
 
 typedef struct FsStateShared
 {
-	slock_t		alloc_lock;		/* protects the two free lists */
-	int32		free_entity;
+	slock_t		alloc_lock;		/* protects the free lists */
 	int32		free_block;
 	int32		nfree_blocks;
 	int32		nbuckets;		/* power of 2 */
 	pg_atomic_uint32 clock;
 	pg_atomic_uint64 catalog_generation;	/* bumped by feature DDL commits */
+	/* free entries of each partition: those whose index is the partition's */
+	int32		free_entities[FS_STATE_PARTITIONS];
 	FsGroupSlot groups[FLEXIBLE_ARRAY_MEMBER];
 } FsStateShared;
 
@@ -225,9 +231,14 @@ state_init(void *base, bool found, LWLockPadded *locks)
 	pg_atomic_init_u64(&state->catalog_generation, 1);
 	for (int i = 0; i < state->nbuckets; i++)
 		buckets[i] = FS_NONE;
-	for (int i = 0; i < FsMaxEntities; i++)
-		entities[i].next = (i + 1 < FsMaxEntities) ? i + 1 : FS_NONE;
-	state->free_entity = FsMaxEntities > 0 ? 0 : FS_NONE;
+	for (int p = 0; p < FS_STATE_PARTITIONS; p++)
+		state->free_entities[p] = FS_NONE;
+	for (int i = FsMaxEntities - 1; i >= 0; i--)
+	{
+		entities[i].key.len = FS_KEY_FREE;
+		entities[i].next = state->free_entities[i % FS_STATE_PARTITIONS];
+		state->free_entities[i % FS_STATE_PARTITIONS] = i;
+	}
 	for (int i = 0; i < nblocks; i++)
 		blocks[i].next = (i + 1 < nblocks) ? i + 1 : FS_NONE;
 	state->free_block = nblocks > 0 ? 0 : FS_NONE;
@@ -323,6 +334,28 @@ find_entity(const FsEntityKey *key, int bucket)
 	return FS_NONE;
 }
 
+/*
+ * Find an entity, trying first the entry where a session found it last
+ * (*hint, FS_NONE if none), which it updates; caller holds the partition
+ * lock.  An entry only ever holds entities of one partition (its free
+ * list is the partition's) and a free entry holds no key, so an entry of
+ * the partition whose key matches is the entity: no other backend can be
+ * changing it.  The hint saves reading the bucket, a cache miss.
+ */
+static int32
+find_entity_hinted(const FsEntityKey *key, int bucket, int32 *hint)
+{
+	int32		e = *hint;
+
+	if (e != FS_NONE && e < FsMaxEntities &&
+		e % FS_STATE_PARTITIONS == bucket % FS_STATE_PARTITIONS &&
+		key_equal(&entities[e].key, key))
+		return e;
+	e = find_entity(key, bucket);
+	*hint = e;
+	return e;
+}
+
 /* Pop a free entry or block; FS_NONE when the list is empty. */
 static int32
 pop_free(int32 *list, bool is_block)
@@ -376,6 +409,27 @@ free_block(int32 b, int group)
 	pg_atomic_fetch_sub_u64(&group_slot(group)->blocks, 1);
 }
 
+/*
+ * Give an entity's oldest block, not its last, back to the pool; returns
+ * the number of events it held.  Caller holds the partition lock
+ * exclusively.
+ */
+static int
+drop_first_block(FsEntity *ent)
+{
+	int32		b = ent->first_block;
+	int			count = blocks[b].count;
+	FsEntityTail *tail = tail_of(ent);
+
+	Assert(b != FS_NONE && b != ent->last_block);
+	ent->first_block = blocks[b].next;
+	tail->nevents -= count;
+	if (tail->tail_block == b)
+		tail->tail_block = ent->first_block;
+	free_block(b, ent->key.group);
+	return count;
+}
+
 /* Drop an entity's running summaries; they are rebuilt when needed. */
 static void
 summary_drop(FsEntity *ent)
@@ -401,9 +455,11 @@ free_entity(int32 e, int bucket)
 	*link = entities[e].next;
 	pg_atomic_fetch_sub_u64(&group_slot(entities[e].key.group)->entities, 1);
 
+	Assert(e % FS_STATE_PARTITIONS == bucket % FS_STATE_PARTITIONS);
+	entities[e].key.len = FS_KEY_FREE;	/* a session's hint finds no key here */
 	SpinLockAcquire(&state->alloc_lock);
-	entities[e].next = state->free_entity;
-	state->free_entity = e;
+	entities[e].next = state->free_entities[bucket % FS_STATE_PARTITIONS];
+	state->free_entities[bucket % FS_STATE_PARTITIONS] = e;
 	SpinLockRelease(&state->alloc_lock);
 }
 
@@ -481,15 +537,9 @@ make_room(int bucket, int32 keep, bool need_block)
 		entities[keep].first_block != entities[keep].last_block)
 	{
 		FsEntity   *ent = &entities[keep];
-		int32		b = ent->first_block;
 
-		ent->first_block = blocks[b].next;
-		tail_of(ent)->nevents -= blocks[b].count;
-		if (tail_of(ent)->tail_block == b)
-			tail_of(ent)->tail_block = ent->first_block;
 		pg_atomic_fetch_add_u64(&group_slot(ent->key.group)->truncated_events,
-								blocks[b].count);
-		free_block(b, ent->key.group);
+								drop_first_block(ent));
 		/* the summaries may point into the dropped block */
 		summary_drop(ent);
 		return true;
@@ -926,11 +976,13 @@ refold(const FsEntity *ent, const FsWindowSpec *spec, FsSlide *slide, Size esize
 static void
 advance_tail(FsEntity *ent, TimestampTz bound)
 {
-	while (tail_of(ent)->tail_block != FS_NONE && tail_of(ent)->tail_block != ent->last_block &&
-		   blocks[tail_of(ent)->tail_block].max_time <= bound)
+	FsEntityTail *tail = tail_of(ent);
+
+	while (tail->tail_block != FS_NONE && tail->tail_block != ent->last_block &&
+		   blocks[tail->tail_block].max_time <= bound)
 	{
-		tail_of(ent)->tail_from = Max(tail_of(ent)->tail_from, blocks[tail_of(ent)->tail_block].max_time);
-		tail_of(ent)->tail_block = blocks[tail_of(ent)->tail_block].next;
+		tail->tail_from = Max(tail->tail_from, blocks[tail->tail_block].max_time);
+		tail->tail_block = blocks[tail->tail_block].next;
 	}
 }
 
@@ -975,14 +1027,15 @@ static bool
 insert_in_order(FsEntity *ent, const FsWindowSet *set, char *slides,
 				TimestampTz anchor, const FsEvent *ev, Size esize, int per_block)
 {
+	FsEntityTail *tail = tail_of(ent);
 	char		carry[FS_MAX_EVENT_SIZE];
 	char		spill[FS_MAX_EVENT_SIZE];
 	int32		b;
 	int			i;
 	int			moved;
 
-	if (ent->latest < tail_of(ent)->summary_blocked_until || tail_of(ent)->tail_block == FS_NONE ||
-		ev->time < tail_of(ent)->tail_from)
+	if (ent->latest < tail->summary_blocked_until || tail->tail_block == FS_NONE ||
+		ev->time < tail->tail_from)
 		return false;
 	/* the first stored event newer than ev: (b, i) */
 	for (b = newer_from(ent, ev->time, esize); b != FS_NONE; b = blocks[b].next)
@@ -1033,7 +1086,7 @@ insert_in_order(FsEntity *ent, const FsWindowSet *set, char *slides,
 		blocks[c].max_time = FS_EVENT_AT(data, n - 1, esize)->time;
 		memcpy(carry, spill, esize);
 	}
-	tail_of(ent)->nevents++;
+	tail->nevents++;
 
 	/* the summaries take it in (see FsSlideTakeLate) */
 	for (int j = 0; set != NULL && j < set->nslides; j++)
@@ -1109,14 +1162,18 @@ struct FsSummaryCache
 	char	   *slides;			/* packed (slide_in) */
 	int		   *passed;			/* per slide: pending events its front passed */
 	uint32		signature;		/* of the definitions copied for */
-	uint32		size;			/* bytes of slides */
-	int			nslides;
+	int32		entity;			/* entry of the state it was last found in */
+	uint16		size;			/* bytes of slides */
+	uint16		nslides;
 	bool		slides_inline;	/* passed and slides follow the struct */
 	bool		stored_only;	/* no overlay until the transaction ends */
 	/* the overlay */
 	int			pending;		/* pending events in the slides */
 	TimestampTz newest;			/* newest event in the slides */
 };
+
+StaticAssertDecl(sizeof(struct FsSummaryCache) <= FS_CACHE_LINE,
+				 "FsSummaryCache must fit a cache line");
 
 /* Bytes of the fronts in pending events of a set's summaries, and the summaries. */
 static inline Size
@@ -1132,8 +1189,8 @@ cache_place(FsSummaryCache *cache, const FsWindowSet *set, char *room)
 	cache->passed = (int *) room;
 	cache->slides = room + MAXALIGN(sizeof(int) * Max(set->nslides, 1));
 	memset(cache->passed, 0, sizeof(int) * Max(set->nslides, 1));
-	cache->nslides = set->nslides;
-	cache->size = set->summary_size;
+	cache->nslides = (uint16) set->nslides;
+	cache->size = (uint16) set->summary_size;
 }
 
 /*
@@ -1149,6 +1206,7 @@ FsSummaryCacheCreate(MemoryContext cxt, const FsWindowSet *set)
 
 	cache_place(cache, set, (char *) cache + head);
 	cache->slides_inline = true;
+	cache->entity = FS_NONE;
 	return cache;
 }
 
@@ -1484,7 +1542,8 @@ FsStateCompute(const FsEntityKey *key, uint32 layout, const FsEventRun *pending,
 	LWLockAcquire(lock, LW_SHARED);
 	e = FS_NONE;
 	if (pg_atomic_read_u32(&slot->layout) == layout)
-		e = find_entity(key, bucket);
+		e = cache != NULL ? find_entity_hinted(key, bucket, &cache->entity) :
+			find_entity(key, bucket);
 	*latest = DT_NOBEGIN;
 	if (e != FS_NONE)
 	{
@@ -1755,6 +1814,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 	int			bucket = key_bucket(key);
 	LWLock	   *lock = partition_lock(bucket);
 	FsEntity   *ent;
+	FsEntityTail *tail;
 	int32		e;
 	TimestampTz newest = DT_NOBEGIN;
 	FsSlide		local[FS_MAX_SLIDES];	/* room for packed summaries */
@@ -1771,10 +1831,12 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		LWLockRelease(lock);
 		return;
 	}
-	e = find_entity(key, bucket);
+	e = cache != NULL ? find_entity_hinted(key, bucket, &cache->entity) :
+		find_entity(key, bucket);
 	if (e == FS_NONE)
 	{
-		e = alloc_with_room(&state->free_entity, false, bucket, FS_NONE);
+		e = alloc_with_room(&state->free_entities[bucket % FS_STATE_PARTITIONS],
+							false, bucket, FS_NONE);
 		if (e == FS_NONE)
 		{
 			LWLockRelease(lock);
@@ -1782,20 +1844,24 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 			return;
 		}
 		ent = &entities[e];
+		tail = tail_of(ent);
 		ent->key = *key;
 		ent->first_block = ent->last_block = FS_NONE;
-		tail_of(ent)->nevents = 0;
+		tail->nevents = 0;
 		ent->latest = DT_NOBEGIN;
 		ent->summary = FS_NONE;
 		ent->summary_signature = 0;
-		tail_of(ent)->summary_blocked_until = DT_NOBEGIN;
-		tail_of(ent)->tail_block = FS_NONE;
-		tail_of(ent)->tail_from = DT_NOBEGIN;
+		tail->summary_blocked_until = DT_NOBEGIN;
+		tail->tail_block = FS_NONE;
+		tail->tail_from = DT_NOBEGIN;
 		ent->next = buckets[bucket];
 		buckets[bucket] = e;
 		pg_atomic_fetch_add_u64(&slot->entities, 1);
+		if (cache != NULL)
+			cache->entity = e;
 	}
 	ent = &entities[e];
+	tail = tail_of(ent);
 
 	if (set != NULL)
 		nslides = set->nslides;
@@ -1841,7 +1907,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 			blocks[b].count = 0;
 			blocks[b].max_time = DT_NOBEGIN;
 			if (ent->last_block == FS_NONE)
-				ent->first_block = tail_of(ent)->tail_block = b;
+				ent->first_block = tail->tail_block = b;
 			else
 				blocks[ent->last_block].next = b;
 			ent->last_block = b;
@@ -1850,7 +1916,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		memcpy(blk->data + blk->count * esize, ev, esize);
 		blk->count++;
 		blk->max_time = Max(blk->max_time, ev->time);
-		tail_of(ent)->nevents++;
+		tail->nevents++;
 		if (ev->time < ent->latest)
 		{
 			/*
@@ -1858,7 +1924,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 			 * summary, nor an event put in order, until the event is gone.
 			 */
 			summary_drop(ent);
-			tail_of(ent)->summary_blocked_until = Max(tail_of(ent)->summary_blocked_until,
+			tail->summary_blocked_until = Max(tail->summary_blocked_until,
 											 ent->latest + slot->retain);
 		}
 		else if (overlaid)
@@ -1880,8 +1946,8 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 	}
 	if (ent->summary != FS_NONE)
 		summary_settle(ent, set, slides, esize);
-	else if (summarise && tail_of(ent)->nevents >= FS_SUMMARY_MIN_EVENTS &&
-			 ent->latest >= tail_of(ent)->summary_blocked_until &&
+	else if (summarise && tail->nevents >= FS_SUMMARY_MIN_EVENTS &&
+			 ent->latest >= tail->summary_blocked_until &&
 			 summary_alloc(ent, set))
 	{
 		ent->summary_signature = set->signature;
@@ -1894,15 +1960,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 	/* Blocks no window can reach any more go back to the pool. */
 	while (ent->first_block != FS_NONE && ent->first_block != ent->last_block &&
 		   blocks[ent->first_block].max_time <= ent->latest - slot->retain)
-	{
-		int32		b = ent->first_block;
-
-		ent->first_block = blocks[b].next;
-		tail_of(ent)->nevents -= blocks[b].count;
-		if (tail_of(ent)->tail_block == b)
-			tail_of(ent)->tail_block = ent->first_block;
-		free_block(b, key->group);
-	}
+		(void) drop_first_block(ent);
 	advance_tail(ent, ent->latest - (int64) FsMaxLatenessMs * 1000);
 	LWLockRelease(lock);
 

@@ -16,6 +16,8 @@
 
 /* Bytes of an entity key kept verbatim; longer keys are kept as a hash. */
 #define FS_KEY_INLINE		24
+/* FsEntityKey.len of a free entry of the state: no key has it */
+#define FS_KEY_FREE			UINT16_MAX
 
 /*
  * An entity, as the state identifies it: its group and the binary form of

@@ -132,6 +132,30 @@ cmp_ok($small->safe_psql('postgres',
 cmp_ok($small->safe_psql('postgres',
 		"SELECT (fraudstream.feature_values('card', 'busy', '2026-02-02 00:50:00+00') ->> 'cnt_1h')::int"),
 	'>', 0, 'the busy card still has its most recent events');
+
+# A scoring session looks an entity up first where it last found it.
+# Once the entity is evicted and its entry holds another card, the
+# session must find it anew: 50 cards, then 5,000 others that evict them,
+# then 3 new events of each of the 50, all in one session: each counts
+# its 3 only.
+$small->safe_psql('postgres', q{
+	SELECT fraudstream.activate_model('hint_m', fraudstream.deploy_model('hint_m',
+	  '{"type": "logistic", "threshold": 1, "bias": 0, "weights": {"cnt_1h": 0.01}}'));
+	SELECT fraudstream.attach('txn', 'id', model => 'hint_m')});
+is($small->safe_psql('postgres', q{
+	INSERT INTO txn (card, ts, amount, device)
+	SELECT 'h' || (i % 50), timestamptz '2026-02-03 00:00+00' + i * interval '1 second', 1, 'd'
+	  FROM generate_series(0, 99) i;
+	INSERT INTO txn (card, ts, amount, device)
+	SELECT 'f' || i, timestamptz '2026-02-03 00:01+00' + i * interval '1 millisecond', 1, 'd'
+	  FROM generate_series(1, 5000) i;
+	INSERT INTO txn (card, ts, amount, device)
+	SELECT 'h' || (i % 50), timestamptz '2026-02-03 00:10+00' + i * interval '1 second', 1, 'd'
+	  FROM generate_series(0, 149) i;
+	SELECT count(*) FROM generate_series(0, 49) i
+	 WHERE (fraudstream.feature_values('card', 'h' || i, '2026-02-03 00:15+00')
+	        ->> 'cnt_1h')::int IS DISTINCT FROM 3}),
+	'0', 'entities evicted from under a session are looked up anew');
 $small->stop;
 
 done_testing();
