@@ -27,12 +27,11 @@
  *
  * Memory never runs out for an insert.  When the pool or the partition's
  * share of the entity table is exhausted, the partition being written is
- * swept: entities idle for
- * longer than their group's retention are dropped (expired); failing that,
- * the least recently appended entity of the partition is dropped
- * (evicted); failing that, the entity's own oldest block is dropped
- * (truncated, which makes its long windows approximate); failing that,
- * the event is not stored.  Running summaries of the partition's
+ * swept: entities idle for longer than their group's retention are
+ * dropped (expired); failing that, the least recently appended entity of
+ * the partition is dropped (evicted); failing that, the entity's own
+ * oldest block is dropped (truncated, which makes its long windows
+ * approximate); failing that, the event is not stored.  Running summaries of the partition's
  * entities are dropped before any entity is evicted.  Each outcome has a
  * counter in fraudstream.features.  XXX: the LRU choice is per partition,
  * not global, and so is the room for entities: each partition has
@@ -49,8 +48,9 @@
  * the partition count), so a reader holding the partition's lock may check
  * the entry where it found an entity before (find_entity_hinted) without
  * reading the bucket.  The free lists of entries and blocks are protected
- * by a spinlock taken only for a push or a pop.  Group slots are created and changed under the last lock
- * of the tranche; their status and counters are atomics read without it.
+ * by a spinlock taken only for a push or a pop.  Group slots are created
+ * and changed under the last lock of the tranche; their status and
+ * counters are atomics read without it.
  * FsStateAppend runs after commit, where an ERROR would be a PANIC: it
  * never allocates backend memory and never throws.
  *
