@@ -30,14 +30,16 @@ SELECT fraudstream.attach('pd', 'id', model => 'pd_m');
 RESET client_min_messages;
 
 -- Rows: card a pays every 20 s from 3 devices; card b every 20 s from 10
--- devices (more than a distinct summary tracks); every 7th row repeats
--- the time before it, every 11th is 30 s late, every 13th has no amount.
-CREATE FUNCTION pd_rows(lo int, hi int) RETURNS SETOF pd LANGUAGE sql AS $$
+-- devices (more than a distinct summary tracks); unless in_order, every
+-- 7th row repeats the time before it, every 11th is 30 s late, every 13th
+-- has no amount.
+CREATE FUNCTION pd_rows(lo int, hi int, in_order bool DEFAULT false)
+RETURNS SETOF pd LANGUAGE sql AS $$
     SELECT i, CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END,
            timestamptz '2026-02-01 00:00+00'
-             + (i - CASE WHEN i % 7 = 0 THEN 1 ELSE 0 END) * interval '10 seconds'
-             - CASE WHEN i % 11 = 0 THEN interval '30 seconds' ELSE interval '0' END,
-           CASE WHEN i % 13 = 0 THEN NULL ELSE ((i * 7919) % 1000) / 10.0 END,
+             + (i - CASE WHEN NOT in_order AND i % 7 = 0 THEN 1 ELSE 0 END) * interval '10 seconds'
+             - CASE WHEN NOT in_order AND i % 11 = 0 THEN interval '30 seconds' ELSE interval '0' END,
+           CASE WHEN NOT in_order AND i % 13 = 0 THEN NULL ELSE ((i * 7919) % 1000) / 10.0 END,
            'd' || CASE WHEN i % 2 = 0 THEN i % 3 ELSE i % 10 END
       FROM generate_series(lo, hi) i
 $$;
@@ -80,30 +82,23 @@ HAVING abs(s.score - 1 / (1 + exp(-(-2 + sum(f.w * f.x))))) > 1e-12) off;
 -- its pending events in (no replay), their fronts pass some of them, a
 -- savepoint rolls some back, and the next transaction goes on from what
 -- the merge stored.
-CREATE FUNCTION pd_in_order(lo int, hi int) RETURNS SETOF pd LANGUAGE sql AS $$
-    SELECT i, CASE WHEN i % 2 = 0 THEN 'a' ELSE 'b' END,
-           timestamptz '2026-02-01 00:00+00' + i * interval '10 seconds',
-           ((i * 7919) % 1000) / 10.0,
-           'd' || CASE WHEN i % 2 = 0 THEN i % 3 ELSE i % 10 END
-      FROM generate_series(lo, hi) i
-$$;
-INSERT INTO pd SELECT * FROM pd_in_order(1201, 1700) ORDER BY id;
+INSERT INTO pd SELECT * FROM pd_rows(1201, 1700, in_order => true) ORDER BY id;
 BEGIN;
-INSERT INTO pd SELECT * FROM pd_in_order(1701, 1900) ORDER BY id;
+INSERT INTO pd SELECT * FROM pd_rows(1701, 1900, in_order => true) ORDER BY id;
 SAVEPOINT s;
-INSERT INTO pd SELECT * FROM pd_in_order(1901, 1950) ORDER BY id;
+INSERT INTO pd SELECT * FROM pd_rows(1901, 1950, in_order => true) ORDER BY id;
 ROLLBACK TO SAVEPOINT s;
-INSERT INTO pd SELECT * FROM pd_in_order(1951, 2200) ORDER BY id;
+INSERT INTO pd SELECT * FROM pd_rows(1951, 2200, in_order => true) ORDER BY id;
 COMMIT;
-INSERT INTO pd SELECT * FROM pd_in_order(2201, 2700) ORDER BY id;
+INSERT INTO pd SELECT * FROM pd_rows(2201, 2700, in_order => true) ORDER BY id;
 -- a probe two hours past the newest row walks the session's summaries past
 -- the hour windows of every pending event: the merge must not store them
 BEGIN;
-INSERT INTO pd SELECT * FROM pd_in_order(2701, 2800) ORDER BY id;
+INSERT INTO pd SELECT * FROM pd_rows(2701, 2800, in_order => true) ORDER BY id;
 SELECT (fraudstream.feature_values('card', 'a', timestamptz '2026-02-01 10:00+00')
         ->> 'pd_count')::int AS probed_count;
 COMMIT;
-INSERT INTO pd SELECT * FROM pd_in_order(2801, 3000) ORDER BY id;
+INSERT INTO pd SELECT * FROM pd_rows(2801, 3000, in_order => true) ORDER BY id;
 SELECT count(*) AS rows_compared,
        count(*) FILTER (WHERE s.features IS DISTINCT FROM h.features) AS differences
   FROM fraudstream.scores s
@@ -113,7 +108,6 @@ SELECT count(*) AS rows_compared,
 -- leave nothing behind for the other tests
 SET client_min_messages = warning;
 DROP FUNCTION pd_rows;
-DROP FUNCTION pd_in_order;
 DROP TABLE pd;
 DELETE FROM fraudstream.scores WHERE model = 'pd_m';
 DELETE FROM fraudstream.models WHERE name = 'pd_m';

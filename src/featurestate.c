@@ -1253,6 +1253,17 @@ cache_fit(FsSummaryCache *cache, const FsWindowSet *set)
 }
 
 /*
+ * Whether the cache's summaries were copied from the entity's stored ones
+ * as they are now (its version), for these definitions.
+ */
+static inline bool
+cache_current(const FsSummaryCache *cache, const FsEntity *ent,
+			  const FsWindowSet *set)
+{
+	return cache->version == version_of(ent) && cache->signature == set->signature;
+}
+
+/*
  * The summaries of an entity walked to the window ending at time t: from
  * the cache when it holds them walked to an earlier time, else copied out
  * of the entity (into the cache, or into "local" without one).  A stats
@@ -1271,8 +1282,7 @@ summaries_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 		Assert(cache->pending == 0);
 		cache_fit(cache, set);
 		slides = cache->slides;
-		walked = cache->version == version_of(ent) &&
-			cache->signature == set->signature && t >= cache->walked_to;
+		walked = cache_current(cache, ent, set) && t >= cache->walked_to;
 		cache->version = version_of(ent);
 		cache->signature = set->signature;
 		cache->walked_to = t;
@@ -1409,7 +1419,7 @@ overlay_at(FsEntity *ent, const FsWindowSet *set, Size esize, TimestampTz t,
 	if (cache->stored_only || t < cache->newest)
 		return NULL;
 	cache_fit(cache, set);
-	if (cache->version != version_of(ent) || cache->signature != set->signature ||
+	if (!cache_current(cache, ent, set) ||
 		t < cache->walked_to || cache->pending > pending->count)
 	{
 		summary_copy(ent, set, cache->slides, false);
@@ -1765,8 +1775,7 @@ overlay_serves_append(FsSummaryCache *cache, const FsEntity *ent,
 
 	if (cache == NULL || cache->stored_only ||
 		cache->nslides != set->nslides || cache->size != set->summary_size ||
-		cache->version != version_of(ent) ||
-		cache->signature != set->signature || cache->pending > count)
+		!cache_current(cache, ent, set) || cache->pending > count)
 		return false;
 	/* walked past the newest event (a probe ahead): not the stored windows */
 	if (cache->walked_to > Max(ent->latest, FS_EVENT_AT(events, count - 1, esize)->time))

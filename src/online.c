@@ -384,6 +384,23 @@ pending_append(PendingEntity *pe, const FsGroupDef *gd, const FsEvent *event)
 }
 
 /*
+ * Keep only the entity's first "keep" pending events (a savepoint rolled
+ * the others back, or a TRUNCATE all of them): what was built on the rest,
+ * the cache's overlay and the replay, goes too.
+ */
+static void
+roll_back_pending(PendingEntity *pe, int keep)
+{
+	pe->count = keep;
+	if (pe->summaries != NULL)
+		FsSummaryCacheReset(pe->summaries);
+	pe->replay_seen = -1;
+	pe->latest = DT_NOBEGIN;
+	for (int j = 0; j < keep; j++)
+		pe->latest = Max(pe->latest, FS_EVENT_AT(pe->events, j, pe->event_size)->time);
+}
+
+/*
  * Subtransaction end: levels are non-decreasing within an entity, so an
  * abort cuts a suffix and a commit relabels one.
  */
@@ -401,16 +418,7 @@ pending_subxact_end(int level, bool commit)
 				FS_EVENT_AT(pe->events, i, pe->event_size)->level = (uint32) (level - 1);
 		}
 		if (!commit && i < pe->count)
-		{
-			pe->count = i;
-			if (pe->summaries != NULL)
-				FsSummaryCacheReset(pe->summaries);
-			pe->replay_seen = -1;
-			pe->latest = DT_NOBEGIN;
-			for (int j = 0; j < i; j++)
-				pe->latest = Max(pe->latest,
-								 FS_EVENT_AT(pe->events, j, pe->event_size)->time);
-		}
+			roll_back_pending(pe, i);
 	}
 }
 
@@ -728,10 +736,11 @@ compute(const FsGroupDef *gd, const FsEntityKey *key, PendingEntity *pe,
 	FsEventRun	run;
 	TimestampTz latest = DT_NOBEGIN;
 	bool		late;
+	/* whether the shared state holds the group's stored events */
+	bool		stored = gd->layout != 0 && !truncated_in_xact(gd->group);
 
 	if (!probe && pe != NULL && pe->layout == gd->layout && pe->count >= PENDING_REPLAY_MIN &&
-		(pe->summaries == NULL || !FsSummaryCacheHoldsPending(pe->summaries)) &&
-		gd->layout != 0 && !truncated_in_xact(gd->group))
+		(pe->summaries == NULL || !FsSummaryCacheHoldsPending(pe->summaries)) && stored)
 		return compute_replayed(gd, key, pe, event, result, isnull);
 	if (pe != NULL && pe->layout == gd->layout)
 	{
@@ -743,7 +752,7 @@ compute(const FsGroupDef *gd, const FsEntityKey *key, PendingEntity *pe,
 	/* an entity with one event pending is likely to get more: keep its walk */
 	if (run.count > 0 && pe->summaries == NULL)
 		pe->summaries = FsSummaryCacheCreate(entity_context(), &gd->window_set);
-	if (gd->layout != 0 && !truncated_in_xact(gd->group))
+	if (stored)
 		(void) FsStateCompute(key, gd->layout, &run, &gd->window_set,
 							  pe != NULL ? pe->summaries : NULL,
 							  event, probe, result, isnull, &latest);
@@ -881,13 +890,7 @@ fraudstream_truncate_trigger(PG_FUNCTION_ARGS)
 		note_group(sd->relid, gd)->truncated = true;
 		for (PendingEntity *pe = touched; pe != NULL; pe = pe->next_touched)
 			if (pe->key.group == gd->group)
-			{
-				pe->count = 0;
-				if (pe->summaries != NULL)
-					FsSummaryCacheReset(pe->summaries);
-				pe->latest = DT_NOBEGIN;
-				pe->replay_seen = -1;
-			}
+				roll_back_pending(pe, 0);
 	}
 	return PointerGetDatum(NULL);
 }
