@@ -278,6 +278,17 @@ COMMENT ON VIEW fraudstream.sources IS
 
 GRANT SELECT ON fraudstream.sources TO PUBLIC;
 
+CREATE FUNCTION fraudstream.source_kafka_settings(name text, OUT property text, OUT value text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'fraudstream_source_kafka_settings'
+LANGUAGE C STABLE STRICT PARALLEL RESTRICTED;
+
+COMMENT ON FUNCTION fraudstream.source_kafka_settings(text) IS
+'the librdkafka consumer settings a source''s worker uses (librdkafka''s defaults, fraudstream''s, the source''s options), secret values masked';
+
+REVOKE ALL ON FUNCTION fraudstream.source_kafka_settings(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION fraudstream.source_kafka_settings(text) TO fraudstream_admin;
+
 CREATE FUNCTION fraudstream.source_stats_internal(
     OUT source_id integer, OUT state text, OUT pid integer, OUT messages bigint,
     OUT bytes bigint, OUT rejects bigint, OUT batches bigint,

@@ -14,6 +14,17 @@ SELECT fraudstream.create_source('s3', 'src_target', '127.0.0.1:1', 'topic3', 'j
     '{"security.protocol": "sasl_plaintext", "sasl.mechanisms": "PLAIN",
       "sasl.username": "svc", "sasl.password": "hunter2"}');
 SELECT options FROM fraudstream.sources WHERE name = 's3';
+-- the consumer settings each worker uses: fraudstream's defaults (fetches
+-- of 100 KB or 10 ms), the source's own options over them, the settings
+-- exactly-once depends on, secrets masked
+SELECT s.name, k.property, k.value
+  FROM fraudstream.sources s, fraudstream.source_kafka_settings(s.name) k
+ WHERE k.property IN ('fetch.min.bytes', 'fetch.wait.max.ms', 'group.id', 'client.id',
+                      'enable.auto.commit', 'enable.auto.offset.store', 'metadata.broker.list',
+                      'auto.offset.reset', 'sasl.username', 'sasl.password')
+ ORDER BY 1, 2;
+SELECT count(*) > 100 AS every_property FROM fraudstream.source_kafka_settings('s1');
+SELECT * FROM fraudstream.source_kafka_settings('nope');
 -- pause, resume, drop
 SELECT fraudstream.pause_source('s1');
 SELECT source, state FROM fraudstream.source_stats ORDER BY source;
@@ -55,6 +66,7 @@ SELECT fraudstream.drop_source('s1');
 SELECT count(*) FROM fraudstream.source_config;
 SELECT count(*) FROM fraudstream.rejects;
 SELECT name FROM fraudstream.sources;
+SELECT * FROM fraudstream.source_kafka_settings('s1');
 RESET ROLE;
 -- an admin needs INSERT on the target: the worker writes as the owner
 CREATE TABLE src_private (id int);

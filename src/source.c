@@ -2,7 +2,8 @@
  *
  * source.c
  *		SQL functions that manage Kafka sources: create_source,
- *		drop_source, pause_source, resume_source.
+ *		drop_source, pause_source, resume_source, and
+ *		source_kafka_settings, which shows what a source's worker uses.
  *
  * A source is a row of fraudstream.source_config.  The functions run as
  * the calling role (not SECURITY DEFINER): managing sources and rings
@@ -26,6 +27,7 @@
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -44,6 +46,7 @@ PG_FUNCTION_INFO_V1(fraudstream_create_source);
 PG_FUNCTION_INFO_V1(fraudstream_drop_source);
 PG_FUNCTION_INFO_V1(fraudstream_pause_source);
 PG_FUNCTION_INFO_V1(fraudstream_resume_source);
+PG_FUNCTION_INFO_V1(fraudstream_source_kafka_settings);
 
 static bool wake_registered = false;
 
@@ -197,7 +200,7 @@ fraudstream_create_source(PG_FUNCTION_ARGS)
 	(void) FsDecoderCreate(rel, fmt, &opts);
 	table_close(rel, AccessShareLock);
 
-	group_id = psprintf("fraudstream-%s-%s", get_database_name(MyDatabaseId), name);
+	group_id = FsSourceGroupId(name);
 	FsKafkaValidate(brokers, group_id, &opts);
 
 	SPI_connect();
@@ -230,6 +233,30 @@ fraudstream_create_source(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* The Kafka consumer group of a source's worker. */
+char *
+FsSourceGroupId(const char *name)
+{
+	return psprintf("fraudstream-%s-%s", get_database_name(MyDatabaseId), name);
+}
+
+/* The Kafka client id of a source's worker. */
+char *
+FsSourceClientId(const char *name)
+{
+	return psprintf("fraudstream-%s", name);
+}
+
+/* Error that names a source nobody has. */
+static void
+no_such_source(const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_OBJECT),
+			 errmsg("source \"%s\" does not exist", name),
+			 errhint("fraudstream.sources lists the existing sources.")));
+}
+
 /* Run "sql" with the source name as $1; error if no source has it. */
 static void
 change_source(const char *name, const char *sql, int expected)
@@ -243,10 +270,7 @@ change_source(const char *name, const char *sql, int expected)
 	if (rc != expected)
 		elog(ERROR, "could not change fraudstream.source_config (%d)", rc);
 	if (SPI_processed == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("source \"%s\" does not exist", name),
-				 errhint("fraudstream.sources lists the existing sources.")));
+		no_such_source(name);
 	SPI_finish();
 	FsWakeLauncherAtCommit();
 }
@@ -281,4 +305,78 @@ fraudstream_resume_source(PG_FUNCTION_ARGS)
 				  "UPDATE fraudstream.source_config SET enabled = true WHERE name = $1",
 				  SPI_OK_UPDATE);
 	PG_RETURN_VOID();
+}
+
+/* Add librdkafka's "name", "value" pairs to a result, secrets masked. */
+static void
+put_settings(ReturnSetInfo *rsinfo, const char **pairs, size_t count)
+{
+	for (size_t i = 0; i + 1 < count; i += 2)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {false, false};
+
+		values[0] = CStringGetTextDatum(pairs[i]);
+		values[1] = CStringGetTextDatum(FsIsSecretSetting(pairs[i]) ? "********" : pairs[i + 1]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+}
+
+/*
+ * fraudstream.source_kafka_settings(name): every librdkafka property of
+ * the consumer the source's worker creates, with its value: librdkafka's
+ * defaults, fraudstream's, the source's options and the settings
+ * fraudstream owns, as the worker will apply them (global properties, then
+ * topic properties); secret values are masked.
+ */
+Datum
+fraudstream_source_kafka_settings(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Datum		arg = CStringGetTextDatum(name);
+	Oid			argtype = TEXTOID;
+	FsSourceOptions opts;
+	char	   *brokers;
+	bool		isnull;
+	char		errstr[512];
+	char	   *bad_name = NULL;
+	rd_kafka_conf_t *conf;
+	rd_kafka_topic_conf_t *topic_conf;
+	const char **pairs;
+	size_t		count;
+
+	FsRequireAdmin("read the Kafka settings of a source");
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT brokers, options FROM fraudstream.source_config WHERE name = $1",
+							  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read fraudstream.source_config");
+	if (SPI_processed == 0)
+		no_such_source(name);
+	brokers = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	FsParseSourceOptions(DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 2, &isnull)),
+						 &opts);
+	conf = FsKafkaConsumerConf(brokers, FsSourceGroupId(name), FsSourceClientId(name), &opts,
+							   errstr, sizeof(errstr), &bad_name);
+	if (conf == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid Kafka setting \"%s\" for source \"%s\"",
+						bad_name ? bad_name : "?", name),
+				 errdetail("librdkafka: %s", errstr)));
+	pairs = rd_kafka_conf_dump(conf, &count);
+	put_settings(rsinfo, pairs, count);
+	rd_kafka_conf_dump_free(pairs, count);
+	topic_conf = rd_kafka_conf_get_default_topic_conf(conf);
+	if (topic_conf != NULL)
+	{
+		pairs = rd_kafka_topic_conf_dump(topic_conf, &count);
+		put_settings(rsinfo, pairs, count);
+		rd_kafka_conf_dump_free(pairs, count);
+	}
+	rd_kafka_conf_destroy(conf);
+	SPI_finish();
+	return (Datum) 0;
 }

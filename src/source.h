@@ -16,5 +16,7 @@
 
 extern void FsRequireAdmin(const char *action);
 extern void FsWakeLauncherAtCommit(void);
+extern char *FsSourceGroupId(const char *name);
+extern char *FsSourceClientId(const char *name);
 
 #endif							/* FRAUDSTREAM_SOURCE_H */

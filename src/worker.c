@@ -68,6 +68,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"
@@ -88,12 +89,12 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
-#include "access/table.h"
 
 #include "fraudstream.h"
 #include "decode.h"
 #include "kafka.h"
 #include "sink.h"
+#include "source.h"
 #include "stats.h"
 #include "worker.h"
 
@@ -258,7 +259,7 @@ load_source(void)
 		FsParseSourceOptions(options, &W.opts);
 		W.owner = DatumGetObjectId(SPI_getbinval(tup, desc, 7, &isnull));
 		found = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
-		W.group_id = psprintf("fraudstream-%s-%s", get_database_name(MyDatabaseId), W.name);
+		W.group_id = FsSourceGroupId(W.name);
 		MemoryContextSwitchTo(old);
 	}
 
@@ -1014,7 +1015,7 @@ start_consumer(void)
 	rd_kafka_topic_partition_list_t *topics;
 	rd_kafka_resp_err_t err;
 
-	client_id = psprintf("fraudstream-%s", W.name);
+	client_id = FsSourceClientId(W.name);
 	conf = FsKafkaConsumerConf(W.brokers, W.group_id, client_id, &W.opts,
 							   errstr, sizeof(errstr), &bad_name);
 	if (conf == NULL)

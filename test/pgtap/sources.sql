@@ -3,7 +3,7 @@
 -- read what (secrets included).
 BEGIN;
 CREATE EXTENSION fraudstream;
-SELECT plan(31);
+SELECT plan(35);
 
 SELECT has_role('fraudstream_admin');
 SELECT is((SELECT rolcanlogin FROM pg_roles WHERE rolname = 'fraudstream_admin'), false,
@@ -16,6 +16,7 @@ SELECT has_function('fraudstream', 'create_source', ARRAY['text', 'regclass', 't
 SELECT has_function('fraudstream', 'drop_source', ARRAY['text']);
 SELECT has_function('fraudstream', 'pause_source', ARRAY['text']);
 SELECT has_function('fraudstream', 'resume_source', ARRAY['text']);
+SELECT has_function('fraudstream', 'source_kafka_settings', ARRAY['text']);
 SELECT volatility_is('fraudstream', 'ring_slot', ARRAY['timestamp with time zone', 'bigint', 'integer'], 'immutable');
 SELECT volatility_is('fraudstream', 'create_source', ARRAY['text', 'regclass', 'text', 'text', 'text', 'jsonb'], 'volatile');
 SELECT is_empty(
@@ -74,6 +75,14 @@ RESET ROLE;
 SET ROLE fs_tap_user;
 SELECT is((SELECT options->>'sasl.password' FROM fraudstream.sources WHERE name = 'tap'), '********',
     'a non-admin role sees the password masked');
+SELECT ok(NOT has_function_privilege('fs_tap_user', 'fraudstream.source_kafka_settings(text)', 'EXECUTE'),
+    'a non-admin role cannot read a source''s Kafka settings');
+RESET ROLE;
+SET ROLE fs_tap_admin;
+SELECT is((SELECT value FROM fraudstream.source_kafka_settings('tap') WHERE property = 'sasl.password'),
+    '********', 'an admin reads the Kafka settings with the password masked');
+SELECT is((SELECT value FROM fraudstream.source_kafka_settings('tap') WHERE property = 'sasl.username'),
+    'u', 'an admin reads the other Kafka settings as set');
 RESET ROLE;
 SELECT is((SELECT owner::text FROM fraudstream.source_config WHERE name = 'tap'), 'fs_tap_admin',
     'the creator owns the source');
