@@ -64,6 +64,10 @@
  */
 #include "postgres.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -1187,6 +1191,18 @@ fraudstream_worker_main(Datum main_arg)
 	before_shmem_exit(worker_exit, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(args.dbid, InvalidOid, 0);
+#ifdef __GLIBC__
+
+	/*
+	 * Keep freed memory for reuse rather than give it back to the kernel:
+	 * at high rates the session's entity caches (online.c) are dropped and
+	 * grow again every few seconds, and memory handed back comes back as
+	 * page faults, each page zeroed.  The worker's memory stays bounded by
+	 * its caches' limits.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+#endif
 	W.worker_cxt = AllocSetContextCreate(TopMemoryContext, "fraudstream worker",
 										 ALLOCSET_DEFAULT_SIZES);
 	/*
