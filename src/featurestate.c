@@ -47,8 +47,12 @@
  * a partition holds those whose index is the partition's number modulo
  * the partition count), so a reader holding the partition's lock may check
  * the entry where it found an entity before (find_entity_hinted) without
- * reading the bucket.  The free lists of entries and blocks are protected
- * by a spinlock taken only for a push or a pop.  Group slots are created
+ * reading the bucket.  Each partition's lock also guards a cache line of
+ * its own (FsPartition): the partition's free entries and its clock, which
+ * versions its entities and orders them for the LRU choice; backends
+ * appending to different partitions share no line they write.  The free
+ * list of blocks is protected by a spinlock taken only for a push or a
+ * pop.  Group slots are created
  * and changed under the last lock of the tranche; their status and
  * counters are atomics read without it.
  * FsStateAppend runs after commit, where an ERROR would be a PANIC: it
@@ -133,7 +137,13 @@ typedef struct FsGroupSlot
 	Size		event_size;
 	int64		retain;
 	pg_atomic_uint32 status;
-	pg_atomic_uint64 watermark; /* newest event time, biased to unsigned */
+	/*
+	 * Written by appends, on lines of their own: a group's readers (every
+	 * row of every attached table reads the fields above) lose no line to
+	 * another group's writers.  The watermark is the newest event time,
+	 * biased to unsigned.
+	 */
+	pg_atomic_uint64 watermark pg_attribute_aligned(FS_CACHE_LINE);
 	pg_atomic_uint64 events;
 	pg_atomic_uint64 late;
 	pg_atomic_uint64 evicted_entities;
@@ -145,16 +155,27 @@ typedef struct FsGroupSlot
 	pg_atomic_uint64 blocks;	/* pool blocks its entities hold */
 } FsGroupSlot;
 
+/* What a partition's lock guards besides its buckets, on a line of its own. */
+typedef union FsPartition
+{
+	struct
+	{
+		uint32		clock;		/* counts its appends: entity versions, LRU */
+		/* its free entries: those whose index is the partition's */
+		int32		free_entities;
+	}			p;
+	char		line[FS_CACHE_LINE];
+} FsPartition;
+
 typedef struct FsStateShared
 {
-	slock_t		alloc_lock;		/* protects the free lists */
+	/* read for every scored row, bumped by feature DDL commits */
+	pg_atomic_uint64 catalog_generation;
+	/* written by every block taken or given back: on another line */
+	char		apart[FS_CACHE_LINE];
+	slock_t		alloc_lock;		/* protects the free list of blocks */
 	int32		free_block;
 	int32		nfree_blocks;
-	int32		nbuckets;		/* power of 2 */
-	pg_atomic_uint32 clock;
-	pg_atomic_uint64 catalog_generation;	/* bumped by feature DDL commits */
-	/* free entries of each partition: those whose index is the partition's */
-	int32		free_entities[FS_STATE_PARTITIONS];
 	FsGroupSlot groups[FLEXIBLE_ARRAY_MEMBER];
 } FsStateShared;
 
@@ -164,6 +185,8 @@ int			FsStateMemoryKb = 65536;
 int			FsMaxFeatureGroups = 64;
 
 static FsStateShared *state = NULL;
+static FsPartition *partitions;
+static int32 nbuckets;			/* power of 2; fixed at start */
 static int32 *buckets;
 static FsEntity *entities;
 static FsEntityTail *entity_tails;
@@ -196,6 +219,7 @@ state_size(void)
 {
 	Size		size = header_size();
 
+	size = add_size(size, FS_CACHE_LINE + sizeof(FsPartition) * FS_STATE_PARTITIONS);
 	size = add_size(size, MAXALIGN(mul_size(buckets_for(FsMaxEntities), sizeof(int32))));
 	size = add_size(size, FS_CACHE_LINE + mul_size(FsMaxEntities, sizeof(FsEntity)));
 	size = add_size(size, MAXALIGN(mul_size(FsMaxEntities, sizeof(FsEntityTail))));
@@ -213,8 +237,11 @@ state_init(void *base, bool found, LWLockPadded *locks)
 	state = base;
 	state_locks = locks;
 	p += header_size();
+	partitions = (FsPartition *) TYPEALIGN(FS_CACHE_LINE, p);
+	p = (char *) (partitions + FS_STATE_PARTITIONS);
+	nbuckets = (int32) buckets_for(FsMaxEntities);
 	buckets = (int32 *) p;
-	p += MAXALIGN(buckets_for(FsMaxEntities) * sizeof(int32));
+	p += MAXALIGN(nbuckets * sizeof(int32));
 	entities = (FsEntity *) TYPEALIGN(FS_CACHE_LINE, p);
 	p = (char *) entities + (Size) FsMaxEntities * sizeof(FsEntity);
 	entity_tails = (FsEntityTail *) p;
@@ -226,18 +253,19 @@ state_init(void *base, bool found, LWLockPadded *locks)
 		return;
 
 	SpinLockInit(&state->alloc_lock);
-	state->nbuckets = (int32) buckets_for(FsMaxEntities);
-	pg_atomic_init_u32(&state->clock, 0);
 	pg_atomic_init_u64(&state->catalog_generation, 1);
-	for (int i = 0; i < state->nbuckets; i++)
+	for (int i = 0; i < nbuckets; i++)
 		buckets[i] = FS_NONE;
 	for (int p = 0; p < FS_STATE_PARTITIONS; p++)
-		state->free_entities[p] = FS_NONE;
+	{
+		partitions[p].p.clock = 0;
+		partitions[p].p.free_entities = FS_NONE;
+	}
 	for (int i = FsMaxEntities - 1; i >= 0; i--)
 	{
 		entities[i].key.len = FS_KEY_FREE;
-		entities[i].next = state->free_entities[i % FS_STATE_PARTITIONS];
-		state->free_entities[i % FS_STATE_PARTITIONS] = i;
+		entities[i].next = partitions[i % FS_STATE_PARTITIONS].p.free_entities;
+		partitions[i % FS_STATE_PARTITIONS].p.free_entities = i;
 	}
 	for (int i = 0; i < nblocks; i++)
 		blocks[i].next = (i + 1 < nblocks) ? i + 1 : FS_NONE;
@@ -308,7 +336,7 @@ tail_of(const FsEntity *ent)
 static inline int
 key_bucket(const FsEntityKey *key)
 {
-	return (int) (key->hash & (state->nbuckets - 1));
+	return (int) (key->hash & (nbuckets - 1));
 }
 
 static inline LWLock *
@@ -356,12 +384,22 @@ find_entity_hinted(const FsEntityKey *key, int bucket, int32 *hint)
 	return e;
 }
 
-/* Pop a free entry or block; FS_NONE when the list is empty. */
+/*
+ * Pop a free entry or block; FS_NONE when the list is empty.  A list of
+ * entries is a partition's, whose lock the caller holds exclusively.
+ */
 static int32
 pop_free(int32 *list, bool is_block)
 {
 	int32		i;
 
+	if (!is_block)
+	{
+		i = *list;
+		if (i != FS_NONE)
+			*list = entities[i].next;
+		return i;
+	}
 	SpinLockAcquire(&state->alloc_lock);
 	i = *list;
 	if (i != FS_NONE)
@@ -457,10 +495,8 @@ free_entity(int32 e, int bucket)
 
 	Assert(e % FS_STATE_PARTITIONS == bucket % FS_STATE_PARTITIONS);
 	entities[e].key.len = FS_KEY_FREE;	/* a session's hint finds no key here */
-	SpinLockAcquire(&state->alloc_lock);
-	entities[e].next = state->free_entities[bucket % FS_STATE_PARTITIONS];
-	state->free_entities[bucket % FS_STATE_PARTITIONS] = e;
-	SpinLockRelease(&state->alloc_lock);
+	entities[e].next = partitions[bucket % FS_STATE_PARTITIONS].p.free_entities;
+	partitions[bucket % FS_STATE_PARTITIONS].p.free_entities = e;
 }
 
 static inline TimestampTz
@@ -480,10 +516,10 @@ make_room(int bucket, int32 keep, bool need_block)
 {
 	int			part = bucket % FS_STATE_PARTITIONS;
 	int32		lru = FS_NONE;
-	uint32		now = pg_atomic_read_u32(&state->clock);
+	uint32		now = partitions[part].p.clock;
 	bool		freed = false;
 
-	for (int b = part; b < state->nbuckets; b += FS_STATE_PARTITIONS)
+	for (int b = part; b < nbuckets; b += FS_STATE_PARTITIONS)
 	{
 		int32		e = buckets[b];
 
@@ -510,7 +546,7 @@ make_room(int bucket, int32 keep, bool need_block)
 		return true;
 
 	/* running summaries are only a speed-up: they go before any entity */
-	for (int b = part; need_block && b < state->nbuckets; b += FS_STATE_PARTITIONS)
+	for (int b = part; need_block && b < nbuckets; b += FS_STATE_PARTITIONS)
 	{
 		for (int32 e = buckets[b]; e != FS_NONE; e = entities[e].next)
 		{
@@ -756,7 +792,7 @@ FsGroupClear(int group, bool free_slot)
 	for (int part = 0; part < FS_STATE_PARTITIONS; part++)
 	{
 		LWLockAcquire(&state_locks[part].lock, LW_EXCLUSIVE);
-		for (int b = part; b < state->nbuckets; b += FS_STATE_PARTITIONS)
+		for (int b = part; b < nbuckets; b += FS_STATE_PARTITIONS)
 		{
 			int32		e = buckets[b];
 
@@ -1844,7 +1880,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		find_entity(key, bucket);
 	if (e == FS_NONE)
 	{
-		e = alloc_with_room(&state->free_entities[bucket % FS_STATE_PARTITIONS],
+		e = alloc_with_room(&partitions[bucket % FS_STATE_PARTITIONS].p.free_entities,
 							false, bucket, FS_NONE);
 		if (e == FS_NONE)
 		{
@@ -1888,7 +1924,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 			summary_copy(ent, set, slides, false);
 	}
 	/* a new version (after the overlay was checked against the old one) */
-	ent->touch = pg_atomic_fetch_add_u32(&state->clock, 1);
+	ent->touch = partitions[bucket % FS_STATE_PARTITIONS].p.clock++;
 	anchor = ent->latest;
 
 	for (int i = 0; i < count; i++)
