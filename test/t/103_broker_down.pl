@@ -44,6 +44,9 @@ sub start_broker
 	open(my $fh, '<', $pom) or die "cannot read $pom";
 	my ($version) = join('', <$fh>) =~ m{<kafka.version>(.*)</kafka.version>};
 	my $lib = $ENV{FS_KAFKA_LIB} || "/var/tmp/fraudstream-cache/kafka-$version";
+	open(my $jf, '<', dirname($ctl) . '/broker-jvm.options') or die "cannot read broker-jvm.options";
+	chomp(my @jvm = <$jf>);
+	close($jf);
 	my $pid = fork();
 	if ($pid == 0)
 	{
@@ -51,7 +54,7 @@ sub start_broker
 		open(STDOUT, '>>', "$dir/stdout.log");
 		open(STDERR, '>&', \*STDOUT);
 		open(STDIN, '<', '/dev/null');
-		exec('java', '-Xms256m', '-Xmx1g', '-XX:+UseG1GC', '-Djava.awt.headless=true',
+		exec('java', @jvm,
 			"-Dlog4j2.configurationFile=$dir/log4j2.properties", '-cp', "$lib/*",
 			'kafka.Kafka', "$dir/server.properties");
 		exit 1;
