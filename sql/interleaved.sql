@@ -81,8 +81,45 @@ SELECT count(DISTINCT s.id) AS rows_compared,
   LEFT JOIN LATERAL jsonb_each_text(s.features) o ON o.key = b.key
  WHERE s.relation = 'il'::regclass;
 
+-- One busy account, 2,000 events 0.1 s apart, then late events whose
+-- places are 8, 100 and 300 events back (found from the near shift mark,
+-- from the far one), and one 600 back, more than an event may move (512):
+-- it is stored out of order and the account loses its summaries.  Probes
+-- at the newest event and between the late ones (late reads, from the
+-- summaries while the account has them) see what the table holds.
+SET client_min_messages = warning;
+CREATE TABLE il_busy (id int PRIMARY KEY, acct text, ts timestamptz, amount float8);
+SELECT fraudstream.create_feature('il_b_count_10m', 'il_busy', 'acct', 'count', '10 minutes');
+SELECT fraudstream.create_feature('il_b_sum_10m', 'il_busy', 'acct', 'sum', '10 minutes', 'amount');
+CREATE FUNCTION il_busy_at(n float8) RETURNS timestamptz LANGUAGE sql AS
+    $$ SELECT timestamptz '2026-02-01 00:00+00' + n * interval '100 ms' $$;
+-- state values compared with the table's at four probes, and those that differ
+CREATE FUNCTION il_busy_differences(OUT compared bigint, OUT differences bigint) LANGUAGE sql AS $$
+    SELECT count(*),
+           count(*) FILTER (WHERE f.value::float8 IS DISTINCT FROM
+                                  CASE f.key WHEN 'il_b_count_10m' THEN b.count_10m ELSE b.sum_10m END)
+      FROM (VALUES (2000), (1950), (1800), (1500)) t(n),
+           LATERAL jsonb_each_text(fraudstream.feature_values('acct', 'busy', il_busy_at(t.n))) f,
+           LATERAL (SELECT count(*) AS count_10m, sum(amount) AS sum_10m FROM il_busy
+                     WHERE ts > il_busy_at(t.n) - interval '10 minutes' AND ts <= il_busy_at(t.n)) b
+     WHERE f.key LIKE 'il_b_%'
+$$;
+RESET client_min_messages;
+INSERT INTO il_busy SELECT n, 'busy', il_busy_at(n), n % 97 FROM generate_series(1, 2000) n;
+INSERT INTO il_busy VALUES (2001, 'busy', il_busy_at(1992.5), 1000);
+INSERT INTO il_busy VALUES (2002, 'busy', il_busy_at(1900.5), 2000);
+INSERT INTO il_busy VALUES (2003, 'busy', il_busy_at(1700.5), 3000);
+SELECT *, (SELECT summarised_entities FROM fraudstream.features WHERE name = 'il_b_sum_10m')
+  FROM il_busy_differences();
+INSERT INTO il_busy VALUES (2004, 'busy', il_busy_at(1400.5), 4000);
+SELECT *, (SELECT summarised_entities FROM fraudstream.features WHERE name = 'il_b_sum_10m')
+  FROM il_busy_differences();
+
 -- leave nothing behind for the other tests
 SET client_min_messages = warning;
+DROP FUNCTION il_busy_differences;
+DROP FUNCTION il_busy_at;
+DROP TABLE il_busy;
 DROP PROCEDURE il_feed;
 DROP FUNCTION il_rows;
 DROP TABLE il;

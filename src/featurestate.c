@@ -18,7 +18,9 @@
  * one that cannot be (too far back) is appended out of order, and the
  * entity then goes without summaries until it is gone.  A tail mark
  * (tail_block) bounds where events newer than newest - max_lateness can
- * be.  After each append, blocks
+ * be; two shift marks bound where a late event can go without moving more
+ * than 32 or FS_MAX_SHIFT events, so that finding its place walks a few
+ * blocks, however busy the entity (advance_marks).  After each append, blocks
  * whose newest event is older than the entity's latest event minus the
  * group's retention (longest window + max_lateness) go back to the pool,
  * so state never holds more history than some window can use.  Busy
@@ -118,11 +120,29 @@ typedef struct FsEntity
 StaticAssertDecl(sizeof(FsEntity) == FS_CACHE_LINE,
 				 "FsEntity must fill one cache line");
 
+/*
+ * A block of an entity after which at most a number of events are stored
+ * (see advance_marks), with the count of blocks from it to the last, both
+ * counted.
+ */
+typedef struct FsShiftMark
+{
+	int32		block;
+	int32		blocks;
+} FsShiftMark;
+
+/* the marks: a late event's place usually follows the near one */
+#define FS_SHIFT_MARKS	2
+#define FS_NEAR_MARK	0
+#define FS_FAR_MARK		1
+
 typedef struct FsEntityTail
 {
 	int32		nevents;
 	int32		tail_block;		/* events before it are at or before tail_from */
 	TimestampTz tail_from;
+	/* at or after tail_block, near first; see advance_marks */
+	FsShiftMark marks[FS_SHIFT_MARKS];
 	TimestampTz summary_blocked_until;	/* no summary before this time */
 } FsEntityTail;
 
@@ -464,6 +484,12 @@ drop_first_block(FsEntity *ent)
 	tail->nevents -= count;
 	if (tail->tail_block == b)
 		tail->tail_block = ent->first_block;
+	for (int m = 0; m < FS_SHIFT_MARKS; m++)
+		if (tail->marks[m].block == b)
+		{
+			tail->marks[m].block = ent->first_block;
+			tail->marks[m].blocks--;
+		}
 	free_block(b, ent->key.group);
 	return count;
 }
@@ -1017,6 +1043,12 @@ advance_tail(FsEntity *ent, TimestampTz bound)
 	while (tail->tail_block != FS_NONE && tail->tail_block != ent->last_block &&
 		   blocks[tail->tail_block].max_time <= bound)
 	{
+		for (int m = 0; m < FS_SHIFT_MARKS; m++)
+			if (tail->marks[m].block == tail->tail_block)
+			{
+				tail->marks[m].block = blocks[tail->tail_block].next;
+				tail->marks[m].blocks--;
+			}
 		tail->tail_from = Max(tail->tail_from, blocks[tail->tail_block].max_time);
 		tail->tail_block = blocks[tail->tail_block].next;
 	}
@@ -1024,6 +1056,62 @@ advance_tail(FsEntity *ent, TimestampTz bound)
 
 /* Most stored events a late event may move to take its place in time order. */
 #define FS_MAX_SHIFT	512
+
+/* Most events stored after each shift mark's block */
+static const int mark_bound[FS_SHIFT_MARKS] = {[FS_NEAR_MARK] = 32, [FS_FAR_MARK] = FS_MAX_SHIFT};
+
+/* Stored events from a shift mark on; every block but the last is full. */
+static inline int
+events_from_mark(const FsEntity *ent, int m, int per_block)
+{
+	return (tail_of(ent)->marks[m].blocks - 1) * per_block + blocks[ent->last_block].count;
+}
+
+/*
+ * Move the shift marks on: each becomes the first block (from the tail
+ * mark on) after which at most its bound of events are stored.  A late
+ * event whose place in time order is before the far mark would move more
+ * than FS_MAX_SHIFT events, and is not put in place; one whose place
+ * follows the near mark, as when Kafka partitions interleave an entity's
+ * events by a few milliseconds, is found by walking a few blocks from it.
+ * So finding a place never walks all the blocks of max_lateness.
+ */
+static void
+advance_marks(FsEntity *ent, int per_block)
+{
+	FsEntityTail *tail = tail_of(ent);
+
+	for (int m = 0; m < FS_SHIFT_MARKS; m++)
+		while (tail->marks[m].blocks >= 2 &&
+			   events_from_mark(ent, m, per_block) - per_block > mark_bound[m])
+		{
+			tail->marks[m].block = blocks[tail->marks[m].block].next;
+			tail->marks[m].blocks--;
+		}
+}
+
+/* Make free block b the entity's new last block. */
+static void
+append_block(FsEntity *ent, int32 b)
+{
+	FsEntityTail *tail = tail_of(ent);
+
+	pg_atomic_fetch_add_u64(&group_slot(ent->key.group)->blocks, 1);
+	blocks[b].next = FS_NONE;
+	blocks[b].count = 0;
+	blocks[b].max_time = DT_NOBEGIN;
+	if (ent->last_block == FS_NONE)
+		ent->first_block = tail->tail_block = b;
+	else
+		blocks[ent->last_block].next = b;
+	for (int m = 0; m < FS_SHIFT_MARKS; m++)
+	{
+		if (ent->last_block == FS_NONE)
+			tail->marks[m].block = b;
+		tail->marks[m].blocks++;
+	}
+	ent->last_block = b;
+}
 
 /*
  * The first block that may hold stored events newer than t, for an entity
@@ -1041,6 +1129,14 @@ newer_from(const FsEntity *ent, TimestampTz t, Size esize)
 
 	if (last->count > 0 && FS_EVENT_AT(last->data, 0, esize)->time <= t)
 		return ent->last_block;
+	for (int m = 0; m < FS_SHIFT_MARKS; m++)
+	{
+		int32		b = tail_of(ent)->marks[m].block;
+
+		Assert(b != FS_NONE);
+		if (blocks[b].count > 0 && FS_EVENT_AT(blocks[b].data, 0, esize)->time <= t)
+			return b;
+	}
 	return tail_of(ent)->tail_block;
 }
 
@@ -1074,7 +1170,11 @@ insert_in_order(FsEntity *ent, const FsWindowSet *set, char *slides,
 		ev->time < tail->tail_from)
 		return false;
 	/* the first stored event newer than ev: (b, i) */
-	for (b = newer_from(ent, ev->time, esize); b != FS_NONE; b = blocks[b].next)
+	b = newer_from(ent, ev->time, esize);
+	if (b == tail->tail_block && b != tail->marks[FS_FAR_MARK].block &&
+		events_from_mark(ent, FS_FAR_MARK, per_block) > FS_MAX_SHIFT)
+		return false;			/* its place is before the far mark */
+	for (; b != FS_NONE; b = blocks[b].next)
 		if (blocks[b].max_time > ev->time)
 			break;
 	if (b == FS_NONE)
@@ -1092,12 +1192,7 @@ insert_in_order(FsEntity *ent, const FsWindowSet *set, char *slides,
 
 		if (nb == FS_NONE)
 			return false;
-		pg_atomic_fetch_add_u64(&group_slot(ent->key.group)->blocks, 1);
-		blocks[nb].next = FS_NONE;
-		blocks[nb].count = 0;
-		blocks[nb].max_time = DT_NOBEGIN;
-		blocks[ent->last_block].next = nb;
-		ent->last_block = nb;
+		append_block(ent, nb);
 	}
 
 	/* every event from (b, i) on moves one place on; ev takes (b, i) */
@@ -1899,6 +1994,11 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		tail->summary_blocked_until = DT_NOBEGIN;
 		tail->tail_block = FS_NONE;
 		tail->tail_from = DT_NOBEGIN;
+		for (int m = 0; m < FS_SHIFT_MARKS; m++)
+		{
+			tail->marks[m].block = FS_NONE;
+			tail->marks[m].blocks = 0;
+		}
 		ent->next = buckets[bucket];
 		buckets[bucket] = e;
 		pg_atomic_fetch_add_u64(&slot->entities, 1);
@@ -1947,15 +2047,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 				summary_drop(ent);
 				continue;
 			}
-			pg_atomic_fetch_add_u64(&slot->blocks, 1);
-			blocks[b].next = FS_NONE;
-			blocks[b].count = 0;
-			blocks[b].max_time = DT_NOBEGIN;
-			if (ent->last_block == FS_NONE)
-				ent->first_block = tail->tail_block = b;
-			else
-				blocks[ent->last_block].next = b;
-			ent->last_block = b;
+			append_block(ent, b);
 		}
 		blk = &blocks[ent->last_block];
 		memcpy(blk->data + blk->count * esize, ev, esize);
@@ -2006,6 +2098,8 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 	while (ent->first_block != FS_NONE && ent->first_block != ent->last_block &&
 		   blocks[ent->first_block].max_time <= ent->latest - slot->retain)
 		(void) drop_first_block(ent);
+	if (ent->last_block != FS_NONE)
+		advance_marks(ent, per_block);
 	advance_tail(ent, ent->latest - (int64) FsMaxLatenessMs * 1000);
 	LWLockRelease(lock);
 
