@@ -67,6 +67,7 @@
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
+#include "port/pg_bitutils.h"
 #include "storage/spin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -532,17 +533,42 @@ group_watermark(FsGroupSlot *slot)
 }
 
 /*
+ * Ages of entities (appends to their partition since their last one) are
+ * counted in bins of a quarter of a power of two, for make_room to find
+ * the oldest eighth of a partition in one pass.
+ */
+#define AGE_BINS		128
+
+static inline int
+age_bin(uint32 age)
+{
+	int			high;
+
+	if (age < 4)
+		return (int) age;
+	high = pg_leftmost_one_pos32(age);
+	return high * 4 + (int) ((age >> (high - 2)) & 3);
+}
+
+/*
  * Free memory in the partition of "bucket" for entity "keep": expire idle
- * entities, else evict the least recently appended one, else drop keep's
- * oldest block.  Returns false when nothing could be freed.  Caller holds
- * the partition lock exclusively.
+ * entities, else (for a block) drop the partition's running summaries,
+ * else evict the least recently appended eighth of its entities, else
+ * drop keep's oldest block.  Evicting an eighth at once keeps a full
+ * partition's inserts at a few bucket visits each: evicting one entity
+ * per pass over the partition cost each new entity tens of thousands.
+ * Returns false when nothing could be freed.  Caller holds the partition
+ * lock exclusively.
  */
 static bool
 make_room(int bucket, int32 keep, bool need_block)
 {
 	int			part = bucket % FS_STATE_PARTITIONS;
-	int32		lru = FS_NONE;
 	uint32		now = partitions[part].p.clock;
+	uint32		ages[AGE_BINS] = {0};
+	uint32		live = 0;
+	uint32		oldest = 0;
+	int			cut;
 	bool		freed = false;
 
 	for (int b = part; b < nbuckets; b += FS_STATE_PARTITIONS)
@@ -561,10 +587,11 @@ make_room(int bucket, int32 keep, bool need_block)
 				pg_atomic_fetch_add_u64(&slot->expired_entities, 1);
 				freed = true;
 			}
-			else if (e != keep &&
-					 (lru == FS_NONE ||
-					  now - entities[e].touch > now - entities[lru].touch))
-				lru = e;
+			else if (e != keep)
+			{
+				ages[age_bin(now - entities[e].touch)]++;
+				live++;
+			}
 			e = next;
 		}
 	}
@@ -586,12 +613,31 @@ make_room(int bucket, int32 keep, bool need_block)
 	if (freed)
 		return true;
 
-	if (lru != FS_NONE)
+	if (live > 0)
 	{
-		FsGroupSlot *slot = group_slot(entities[lru].key.group);
+		/* the bins of the oldest eighth, at least one entity */
+		for (cut = AGE_BINS - 1; cut > 0; cut--)
+		{
+			oldest += ages[cut];
+			if (oldest >= Max(live / 8, 1))
+				break;
+		}
+		for (int b = part; b < nbuckets; b += FS_STATE_PARTITIONS)
+		{
+			int32		e = buckets[b];
 
-		free_entity(lru, key_bucket(&entities[lru].key));
-		pg_atomic_fetch_add_u64(&slot->evicted_entities, 1);
+			while (e != FS_NONE)
+			{
+				int32		next = entities[e].next;
+
+				if (e != keep && age_bin(now - entities[e].touch) >= cut)
+				{
+					pg_atomic_fetch_add_u64(&group_slot(entities[e].key.group)->evicted_entities, 1);
+					free_entity(e, b);
+				}
+				e = next;
+			}
+		}
 		return true;
 	}
 

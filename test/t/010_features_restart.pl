@@ -156,6 +156,27 @@ is($small->safe_psql('postgres', q{
 	 WHERE (fraudstream.feature_values('card', 'h' || i, '2026-02-03 00:15+00')
 	        ->> 'cnt_1h')::int IS DISTINCT FROM 3}),
 	'0', 'entities evicted from under a session are looked up anew');
+
+# A full state evicts its least recently appended entities, an eighth of
+# a partition at a time: 1,000 cards, then 1,000 others, then 300 more
+# (a day later, when the earlier cards have expired); every card of the
+# last 300 keeps its event, and fewer of the first 1,000 than of the
+# second are left.
+foreach my $range ([1, 1000], [1001, 2000], [2001, 2300])
+{
+	$small->safe_psql('postgres', qq{
+		INSERT INTO txn (card, ts, amount, device)
+		SELECT 'lru' || i, timestamptz '2026-02-04 00:00+00' + i * interval '10 milliseconds', 1, 'd'
+		  FROM generate_series($range->[0], $range->[1]) i});
+}
+my @kept = split /\|/, $small->safe_psql('postgres', q{
+	SELECT count(*) FILTER (WHERE i <= 1000), count(*) FILTER (WHERE i BETWEEN 1001 AND 2000),
+	       count(*) FILTER (WHERE i > 2000)
+	  FROM generate_series(1, 2300) i
+	 WHERE (fraudstream.feature_values('card', 'lru' || i, '2026-02-04 00:01+00') ->> 'cnt_1h')::int = 1});
+is($kept[2], '300', 'the most recently appended cards are all kept');
+cmp_ok($kept[0], '<', $kept[1],
+	"the oldest cards go first ($kept[0] of the first 1,000 kept, $kept[1] of the second)");
 $small->stop;
 
 done_testing();
