@@ -20,21 +20,22 @@
  * (tail_block) bounds where events newer than newest - max_lateness can
  * be; two shift marks bound where a late event can go without moving more
  * than 32 or FS_MAX_SHIFT events, so that finding its place walks a few
- * blocks, however busy the entity (advance_marks).  After each append, blocks
- * whose newest event is older than the entity's latest event minus the
- * group's retention (longest window + max_lateness) go back to the pool,
- * so state never holds more history than some window can use.  Busy
+ * blocks, however busy the entity (advance_marks).  After each append,
+ * blocks whose newest event is older than the entity's latest event minus
+ * the group's retention (longest window + max_lateness) go back to the
+ * pool, so state never holds more history than some window can use.  Busy
  * entities also keep running summaries of their windows (see "Running
  * summaries" below), which make a feature O(1) to compute.
  *
  * Memory never runs out for an insert.  When the pool or the partition's
  * share of the entity table is exhausted, the partition being written is
  * swept: entities idle for longer than their group's retention are
- * dropped (expired); failing that, the least recently appended entity of
- * the partition is dropped (evicted); failing that, the entity's own
- * oldest block is dropped (truncated, which makes its long windows
- * approximate); failing that, the event is not stored.  Running summaries of the partition's
- * entities are dropped before any entity is evicted.  Each outcome has a
+ * dropped (expired); failing that, the least recently appended eighth of
+ * the partition's entities is dropped (evicted, see make_room); failing
+ * that, the entity's own oldest block is dropped (truncated, which makes
+ * its long windows approximate); failing that, the event is not stored.
+ * Running summaries of the partition's entities are dropped before any
+ * entity is evicted.  Each outcome has a
  * counter in fraudstream.features.  XXX: the LRU choice is per partition,
  * not global, and so is the room for entities: each partition has
  * max_entities / FS_STATE_PARTITIONS entries (keys spread evenly over them).
@@ -54,9 +55,8 @@
  * versions its entities and orders them for the LRU choice; backends
  * appending to different partitions share no line they write.  The free
  * list of blocks is protected by a spinlock taken only for a push or a
- * pop.  Group slots are created
- * and changed under the last lock of the tranche; their status and
- * counters are atomics read without it.
+ * pop.  Group slots are created and changed under the last lock of the
+ * tranche; their status and counters are atomics read without it.
  * FsStateAppend runs after commit, where an ERROR would be a PANIC: it
  * never allocates backend memory and never throws.
  *
@@ -66,8 +66,8 @@
 
 #include "miscadmin.h"
 #include "port/atomics.h"
-#include "storage/lwlock.h"
 #include "port/pg_bitutils.h"
+#include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"

@@ -36,14 +36,13 @@
 int			FsQueueMaxKbytes = 16384;
 
 /*
- * How a worker fetches.  librdkafka's defaults (fetch.min.bytes 1,
- * fetch.wait.max.ms 500) make the broker answer a fetch as soon as one
- * message is there: a busy topic is then fetched in thousands of small
- * requests a second, and the broker spends a core on them (a quarter of a
- * 2-core machine at 50,000 events/s).  Waiting for 100 KB (a few hundred
- * messages), or at most 10 ms, cuts the requests to a few hundred a second
- * when busy, for at most 10 ms more latency when quiet.  A source's
- * options may set either.
+ * How a worker fetches.  With librdkafka's defaults (fetch.min.bytes 1,
+ * fetch.wait.max.ms 500) the broker answers a fetch as soon as one message
+ * is there, so a busy topic is fetched in many small requests, each one
+ * work for the broker, which on a small machine shares the cores with
+ * PostgreSQL.  Waiting for 100 KB (a few hundred messages) or at most
+ * 10 ms makes the requests few and large when busy, for at most 10 ms more
+ * latency when quiet.  A source's options may set either.
  */
 #define FS_FETCH_MIN_BYTES		"100000"
 #define FS_FETCH_WAIT_MAX_MS	"10"
