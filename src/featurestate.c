@@ -469,6 +469,22 @@ free_block(int32 b, int group)
 }
 
 /*
+ * Block b, not the entity's last, leaves the part of its events that the
+ * shift marks cover (it is dropped, or the tail mark passes it): a mark
+ * on it moves to the next block.
+ */
+static inline void
+marks_pass(FsEntityTail *tail, int32 b)
+{
+	for (int m = 0; m < FS_SHIFT_MARKS; m++)
+		if (tail->marks[m].block == b)
+		{
+			tail->marks[m].block = blocks[b].next;
+			tail->marks[m].blocks--;
+		}
+}
+
+/*
  * Give an entity's oldest block, not its last, back to the pool; returns
  * the number of events it held.  Caller holds the partition lock
  * exclusively.
@@ -485,12 +501,7 @@ drop_first_block(FsEntity *ent)
 	tail->nevents -= count;
 	if (tail->tail_block == b)
 		tail->tail_block = ent->first_block;
-	for (int m = 0; m < FS_SHIFT_MARKS; m++)
-		if (tail->marks[m].block == b)
-		{
-			tail->marks[m].block = ent->first_block;
-			tail->marks[m].blocks--;
-		}
+	marks_pass(tail, b);
 	free_block(b, ent->key.group);
 	return count;
 }
@@ -1089,12 +1100,7 @@ advance_tail(FsEntity *ent, TimestampTz bound)
 	while (tail->tail_block != FS_NONE && tail->tail_block != ent->last_block &&
 		   blocks[tail->tail_block].max_time <= bound)
 	{
-		for (int m = 0; m < FS_SHIFT_MARKS; m++)
-			if (tail->marks[m].block == tail->tail_block)
-			{
-				tail->marks[m].block = blocks[tail->tail_block].next;
-				tail->marks[m].blocks--;
-			}
+		marks_pass(tail, tail->tail_block);
 		tail->tail_from = Max(tail->tail_from, blocks[tail->tail_block].max_time);
 		tail->tail_block = blocks[tail->tail_block].next;
 	}
@@ -2116,8 +2122,10 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 			for (int j = 0; j < set->nslides; j++)
 				if (cache->passed[j] == i && i > 0)
 				{
-					slide_in(slides, set, j)->front_block = ent->last_block;
-					slide_in(slides, set, j)->front_index = (uint8) (blk->count - 1);
+					FsSlide    *slide = slide_in(slides, set, j);
+
+					slide->front_block = ent->last_block;
+					slide->front_index = (uint8) (blk->count - 1);
 				}
 		}
 		else if (ent->summary != FS_NONE)

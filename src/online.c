@@ -306,12 +306,10 @@ reset_pending(void)
 	}
 }
 
-/* A new entity, line-aligned, from the session's slab. */
-static PendingEntity *
-new_entity(const FsEntityKey *key)
+/* Room in the session's slab for one more entity; may allocate. */
+static void
+reserve_entity(void)
 {
-	PendingEntity *pe;
-
 	if (entity_slab_left == 0)
 	{
 		char	   *raw = MemoryContextAlloc(entity_context(),
@@ -321,6 +319,15 @@ new_entity(const FsEntityKey *key)
 		entity_slab = (PendingEntityRoom *) TYPEALIGN(FS_CACHE_LINE, raw);
 		entity_slab_left = ENTITY_SLAB;
 	}
+}
+
+/* A new entity, line-aligned, from the room reserve_entity made. */
+static PendingEntity *
+new_entity(const FsEntityKey *key)
+{
+	PendingEntity *pe;
+
+	Assert(entity_slab_left > 0);
 	pe = &entity_slab->entity;
 	entity_slab++;
 	entity_slab_left--;
@@ -331,12 +338,15 @@ new_entity(const FsEntityKey *key)
 	return pe;
 }
 
-/* The session's entity of a key (entity keys carry their hash already). */
+/*
+ * The session's entity of a key (entity keys carry their hash already),
+ * with "create" made if missing: one probe of the table either way.
+ */
 static PendingEntity *
 pending_lookup(const FsEntityKey *key, bool create)
 {
 	EntitySlot *slot;
-	bool		found PG_USED_FOR_ASSERTS_ONLY;
+	bool		found;
 
 	if (entity_table == NULL)
 	{
@@ -344,12 +354,16 @@ pending_lookup(const FsEntityKey *key, bool create)
 			return NULL;
 		entity_table = entity_table_create(entity_context(), 256, NULL);
 	}
-	slot = entity_table_lookup(entity_table, key);
-	if (slot != NULL || !create)
+	if (!create)
+	{
+		slot = entity_table_lookup(entity_table, key);
 		return slot != NULL ? (PendingEntity *) slot->key : NULL;
-	/* the slot points at the new entity's own key */
-	slot = entity_table_insert(entity_table, &new_entity(key)->key, &found);
-	Assert(!found);
+	}
+	/* what can fail comes first: the table never points at the caller's key */
+	reserve_entity();
+	slot = entity_table_insert(entity_table, key, &found);
+	if (!found)
+		slot->key = &new_entity(key)->key;	/* the slot points at the entity's own key */
 	return (PendingEntity *) slot->key;
 }
 
