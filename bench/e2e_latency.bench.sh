@@ -73,7 +73,7 @@ for rate in $RATES; do
     DEMO_TXN_TOPIC="e2e_txn_$rate" DEMO_EVENT_TOPIC="e2e_clicks_$rate"
     DEMO_KAFKA_CTL=$FS_KAFKA_CTL DEMO_KAFKA_DIR=$FS_KAFKA_DIR
     . "$top/demo/lib.sh"
-    trap 'demo_stop_clients; as_pg_user "$PG_BINDIR/pg_ctl" -D "$W/pg/data" -m immediate -w stop >/dev/null 2>&1 || true' EXIT
+    trap 'demo_stop_clients; fs_stop_postgres' EXIT
     demo_start_postgres
     mkdir_for_pg "$W/demo"
     demo_setup
@@ -121,7 +121,7 @@ for rate in $RATES; do
         targets+="${targets:+, }{\"metric\": \"p99_ms_$rate (produce to NOTIFY received, $reading)\", \"target\": \"<= 50\", \"reached\": $p99, \"met\": $([ "$met" = 1 ] && echo true || echo false)}"
     fi
     demo_stop_clients
-    as_pg_user "$PG_BINDIR/pg_ctl" -D "$W/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
+    fs_stop_postgres
     trap - EXIT
 done
 

@@ -10,9 +10,10 @@ demo_psql() {
     as_pg_user "$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -d postgres "$@"
 }
 
-# PostgreSQL sized for a few million entities of online state.
+# PostgreSQL sized for a few million entities of online state, in huge
+# pages when they can be had (fs_reserve_huge_pages).
 demo_start_postgres() {
-    FS_PG_EXTRA_CONF="fraudstream.max_entities = ${DEMO_MAX_ENTITIES:-4000000}
+    FS_PG_HUGE_PAGES=1 FS_PG_EXTRA_CONF="fraudstream.max_entities = ${DEMO_MAX_ENTITIES:-4000000}
 fraudstream.state_memory = ${DEMO_STATE_MEMORY:-768MB}
 shared_buffers = 256MB
 max_wal_size = 4GB

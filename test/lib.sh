@@ -85,9 +85,7 @@ fs_start_kafka() {
 }
 
 fs_stop_servers() {
-    if [ -f "$W/pg/data/postmaster.pid" ]; then
-        as_pg_user "$PG_BINDIR/pg_ctl" -D "$W/pg/data" -m immediate -w stop >/dev/null 2>&1
-    fi
+    fs_stop_postgres
     "$top/test/kafka/kafka-ctl.sh" stop "$W/kafka" >/dev/null 2>&1 || true
     # Clusters of Perl TAP tests interrupted before their own cleanup.
     pkill -u "$FS_PG_USER" -f "postgres -D $W/" 2>/dev/null || true
@@ -139,6 +137,8 @@ fs_build_install() {
 }
 
 fs_start_postgres() {
+    local huge=
+    [ "${FS_PG_HUGE_PAGES:-0}" != 1 ] || huge="huge_pages = try"
     as_pg_user "$PG_BINDIR/initdb" -D "$W/pg/data" -A trust --no-sync \
         -E UTF8 --locale=C >"$W/pg/initdb.log" 2>&1 || { cat "$W/pg/initdb.log"; return 1; }
     mkdir_for_pg "$W/pg/sock"
@@ -150,10 +150,41 @@ shared_preload_libraries = 'fraudstream'
 fsync = off
 log_line_prefix = '%m [%p] %q%a '
 log_min_messages = warning
+$huge
 ${FS_PG_EXTRA_CONF:-}
 CONF
+    [ -z "$huge" ] || fs_reserve_huge_pages
     as_pg_user "$PG_BINDIR/pg_ctl" -D "$W/pg/data" -l "$W/pg/server.log" -w start >/dev/null ||
         { cat "$W/pg/server.log"; return 1; }
     export PGHOST="$W/pg/sock" PGPORT
+}
+
+# Shared memory of gigabytes (the demo's state) in huge pages: random
+# reads of the state then miss the TLB far less.  As root, reserve as
+# many huge pages as the cluster needs beyond those free (the count it was
+# is kept in $W/pg/hugepages.orig, for fs_stop_postgres to put back).  The
+# cluster asks for them with huge_pages = try: without them it starts all
+# the same.
+fs_reserve_huge_pages() {
+    local need total free
+    [ "$(id -u)" -eq 0 ] && [ -w /proc/sys/vm/nr_hugepages ] || return 0
+    need=$(as_pg_user "$PG_BINDIR/postgres" -D "$W/pg/data" -C shared_memory_size_in_huge_pages 2>/dev/null) ||
+        return 0
+    total=$(awk '/^HugePages_Total:/ {print $2}' /proc/meminfo)
+    free=$(awk '/^HugePages_Free:/ {print $2}' /proc/meminfo)
+    [ "$need" -gt "$free" ] || return 0
+    echo "$total" >"$W/pg/hugepages.orig"
+    echo $((total + need - free)) >/proc/sys/vm/nr_hugepages
+}
+
+# Stop the cluster at once; give back the huge pages reserved for it.
+fs_stop_postgres() {
+    if [ -f "$W/pg/data/postmaster.pid" ]; then
+        as_pg_user "$PG_BINDIR/pg_ctl" -D "$W/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
+    fi
+    if [ -f "$W/pg/hugepages.orig" ]; then
+        cat "$W/pg/hugepages.orig" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
+        rm -f "$W/pg/hugepages.orig"
+    fi
 }
 
