@@ -864,15 +864,23 @@ FsGroupSetStatus(int group, FsGroupStatus status)
 
 /*
  * Drop every entity of a group, one partition at a time; with free_slot
- * the slot itself is released too.  Never throws: it runs after commit
- * (TRUNCATE, dropped features).
+ * the slot itself is released too.  A partition's buckets lie one in
+ * FS_STATE_PARTITIONS, so each partition reads a line of every few in the
+ * whole bucket array: the sweep stops as soon as the group holds no
+ * entity, and costs nothing for a group that holds none, as every group
+ * after a restart and a new one.  Nobody adds entities to a group while
+ * it is cleared (it is unloaded, or its table is locked by the TRUNCATE
+ * or DROP that clears it), so its count only falls meanwhile.  Never
+ * throws: it runs after commit (TRUNCATE, dropped features).
  */
 void
 FsGroupClear(int group, bool free_slot)
 {
 	FsGroupSlot *slot = group_slot(group);
 
-	for (int part = 0; part < FS_STATE_PARTITIONS; part++)
+	for (int part = 0;
+		 part < FS_STATE_PARTITIONS && pg_atomic_read_u64(&slot->entities) > 0;
+		 part++)
 	{
 		LWLockAcquire(&state_locks[part].lock, LW_EXCLUSIVE);
 		for (int b = part; b < nbuckets; b += FS_STATE_PARTITIONS)
