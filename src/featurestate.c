@@ -366,6 +366,13 @@ partition_lock(int bucket)
 	return &state_locks[bucket % FS_STATE_PARTITIONS].lock;
 }
 
+/* What the lock of a bucket's partition guards besides its buckets. */
+static inline FsPartition *
+partition_of(int bucket)
+{
+	return &partitions[bucket % FS_STATE_PARTITIONS];
+}
+
 static inline bool
 key_equal(const FsEntityKey *a, const FsEntityKey *b)
 {
@@ -425,9 +432,8 @@ pop_free(int32 *list, bool is_block)
 	i = *list;
 	if (i != FS_NONE)
 	{
-		*list = is_block ? blocks[i].next : entities[i].next;
-		if (is_block)
-			state->nfree_blocks--;
+		*list = blocks[i].next;
+		state->nfree_blocks--;
 	}
 	SpinLockRelease(&state->alloc_lock);
 	return i;
@@ -533,8 +539,8 @@ free_entity(int32 e, int bucket)
 
 	Assert(e % FS_STATE_PARTITIONS == bucket % FS_STATE_PARTITIONS);
 	entities[e].key.len = FS_KEY_FREE;	/* a session's hint finds no key here */
-	entities[e].next = partitions[bucket % FS_STATE_PARTITIONS].p.free_entities;
-	partitions[bucket % FS_STATE_PARTITIONS].p.free_entities = e;
+	entities[e].next = partition_of(bucket)->p.free_entities;
+	partition_of(bucket)->p.free_entities = e;
 }
 
 static inline TimestampTz
@@ -2035,7 +2041,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 		find_entity(key, bucket);
 	if (e == FS_NONE)
 	{
-		e = alloc_with_room(&partitions[bucket % FS_STATE_PARTITIONS].p.free_entities,
+		e = alloc_with_room(&partition_of(bucket)->p.free_entities,
 							false, bucket, FS_NONE);
 		if (e == FS_NONE)
 		{
@@ -2084,7 +2090,7 @@ FsStateAppend(const FsEntityKey *key, uint32 layout, const FsWindowSet *set,
 			summary_copy(ent, set, slides, false);
 	}
 	/* a new version (after the overlay was checked against the old one) */
-	ent->touch = partitions[bucket % FS_STATE_PARTITIONS].p.clock++;
+	ent->touch = partition_of(bucket)->p.clock++;
 	anchor = ent->latest;
 
 	for (int i = 0; i < count; i++)

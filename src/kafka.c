@@ -47,6 +47,18 @@ int			FsQueueMaxKbytes = 16384;
 #define FS_FETCH_MIN_BYTES		"100000"
 #define FS_FETCH_WAIT_MAX_MS	"10"
 
+/*
+ * fraudstream's values for librdkafka properties, set only when the
+ * source's options do not set them.
+ */
+static const char *const unless_set[][2] = {
+	{"topic.metadata.refresh.interval.ms", "10000"},
+	{"reconnect.backoff.max.ms", "2000"},
+	/* fetches of a busy topic: see FS_FETCH_MIN_BYTES */
+	{"fetch.min.bytes", FS_FETCH_MIN_BYTES},
+	{"fetch.wait.max.ms", FS_FETCH_WAIT_MAX_MS},
+};
+
 /* Properties fraudstream sets itself; a source may not override them. */
 static const char *const owned_settings[] = {
 	"bootstrap.servers",
@@ -320,19 +332,10 @@ FsKafkaConsumerConf(const char *brokers, const char *group_id,
 		!conf_set(conf, "session.timeout.ms", "10000", errstr, errstr_size, bad_name) ||
 		!conf_set(conf, "statistics.interval.ms", "1000", errstr, errstr_size, bad_name))
 		goto fail;
-	if (!user_sets(opts, "topic.metadata.refresh.interval.ms") &&
-		!conf_set(conf, "topic.metadata.refresh.interval.ms", "10000", errstr, errstr_size, bad_name))
-		goto fail;
-	if (!user_sets(opts, "reconnect.backoff.max.ms") &&
-		!conf_set(conf, "reconnect.backoff.max.ms", "2000", errstr, errstr_size, bad_name))
-		goto fail;
-	/* fetches of a busy topic: see FS_FETCH_MIN_BYTES */
-	if (!user_sets(opts, "fetch.min.bytes") &&
-		!conf_set(conf, "fetch.min.bytes", FS_FETCH_MIN_BYTES, errstr, errstr_size, bad_name))
-		goto fail;
-	if (!user_sets(opts, "fetch.wait.max.ms") &&
-		!conf_set(conf, "fetch.wait.max.ms", FS_FETCH_WAIT_MAX_MS, errstr, errstr_size, bad_name))
-		goto fail;
+	for (size_t i = 0; i < lengthof(unless_set); i++)
+		if (!user_sets(opts, unless_set[i][0]) &&
+			!conf_set(conf, unless_set[i][0], unless_set[i][1], errstr, errstr_size, bad_name))
+			goto fail;
 
 	forboth(ln, opts->kafka_names, lv, opts->kafka_values)
 	{

@@ -240,11 +240,30 @@ FsSourceGroupId(const char *name)
 	return psprintf("fraudstream-%s-%s", get_database_name(MyDatabaseId), name);
 }
 
-/* The Kafka client id of a source's worker. */
-char *
-FsSourceClientId(const char *name)
+/*
+ * The librdkafka configuration of a source's consumer, as its worker
+ * creates it (FsKafkaConsumerConf with the source's client id and its
+ * group, FsSourceGroupId, which the caller computes: that reads the
+ * catalog); an ERROR names the setting librdkafka refused.
+ */
+rd_kafka_conf_t *
+FsSourceConsumerConf(const char *name, const char *group_id, const char *brokers,
+					 FsSourceOptions *opts)
 {
-	return psprintf("fraudstream-%s", name);
+	char		errstr[512];
+	char	   *bad_name = NULL;
+	rd_kafka_conf_t *conf;
+
+	errstr[0] = '\0';
+	conf = FsKafkaConsumerConf(brokers, group_id, psprintf("fraudstream-%s", name),
+							   opts, errstr, sizeof(errstr), &bad_name);
+	if (conf == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid Kafka setting \"%s\" for source \"%s\"",
+						bad_name ? bad_name : "?", name),
+				 errdetail("librdkafka: %s", errstr)));
+	return conf;
 }
 
 /* Error that names a source nobody has. */
@@ -339,8 +358,6 @@ fraudstream_source_kafka_settings(PG_FUNCTION_ARGS)
 	FsSourceOptions opts;
 	char	   *brokers;
 	bool		isnull;
-	char		errstr[512];
-	char	   *bad_name = NULL;
 	rd_kafka_conf_t *conf;
 	rd_kafka_topic_conf_t *topic_conf;
 	const char **pairs;
@@ -358,14 +375,7 @@ fraudstream_source_kafka_settings(PG_FUNCTION_ARGS)
 	FsParseSourceOptions(DatumGetJsonbP(SPI_getbinval(SPI_tuptable->vals[0],
 													  SPI_tuptable->tupdesc, 2, &isnull)),
 						 &opts);
-	conf = FsKafkaConsumerConf(brokers, FsSourceGroupId(name), FsSourceClientId(name), &opts,
-							   errstr, sizeof(errstr), &bad_name);
-	if (conf == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid Kafka setting \"%s\" for source \"%s\"",
-						bad_name ? bad_name : "?", name),
-				 errdetail("librdkafka: %s", errstr)));
+	conf = FsSourceConsumerConf(name, FsSourceGroupId(name), brokers, &opts);
 	pairs = rd_kafka_conf_dump(conf, &count);
 	put_settings(rsinfo, pairs, count);
 	rd_kafka_conf_dump_free(pairs, count);

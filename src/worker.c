@@ -126,7 +126,7 @@ typedef struct WorkerState
 	FsSourceSlot *slot;
 	int32		source_id;
 	char	   *name;
-	char	   *group_id;
+	char	   *group_id;		/* FsSourceGroupId, read in a transaction */
 	Oid			target;
 	char	   *target_name;
 	char	   *brokers;
@@ -1013,20 +1013,11 @@ static void
 start_consumer(void)
 {
 	char		errstr[512];
-	char	   *bad_name;
-	char	   *client_id;
 	rd_kafka_conf_t *conf;
 	rd_kafka_topic_partition_list_t *topics;
 	rd_kafka_resp_err_t err;
 
-	client_id = FsSourceClientId(W.name);
-	conf = FsKafkaConsumerConf(W.brokers, W.group_id, client_id, &W.opts,
-							   errstr, sizeof(errstr), &bad_name);
-	if (conf == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid Kafka setting \"%s\" for source \"%s\"", bad_name, W.name),
-				 errdetail("librdkafka: %s", errstr)));
+	conf = FsSourceConsumerConf(W.name, W.group_id, W.brokers, &W.opts);
 	rd_kafka_conf_set_log_cb(conf, log_cb);
 	rd_kafka_conf_set_error_cb(conf, error_cb);
 	rd_kafka_conf_set_stats_cb(conf, stats_cb);
