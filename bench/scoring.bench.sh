@@ -18,8 +18,10 @@
 #       score into NEW.score: the baseline a user would write.
 # (b) and (c) must give every row the same score (within 1e-9); the
 # weights spread scores over (0, 1) rather than piling them up at 0 or 1.
-# The model's threshold is 1, so that no row alerts: (c) writes no alerts
-# either.
+# The model's threshold is 1: only the rows whose score rounds to 1 in
+# float8 alert (about 0.1% at 10 per card-hour), and (c) alerts them as
+# (b) does, with a row in an alerts table and a notification; the alerts
+# of (b) and (c) are counted and must be the same rows.
 #
 # Each density (events per card-hour: 10, 100, 1,000) has 10,000 events
 # per hour in all, spread over 10,000 / density cards, and starts from 24
@@ -128,6 +130,8 @@ CREATE INDEX ON txn_plain (card, ts);
 CREATE INDEX ON txn_plain (device, ts);
 CREATE TABLE txn_fs (LIKE txn_plain INCLUDING ALL);
 CREATE TABLE txn_pl (LIKE txn_plain INCLUDING ALL);
+CREATE TABLE pl_alerts (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, row_key bigint,
+                        score float8, alerted_at timestamptz DEFAULT clock_timestamp());
 
 SELECT fraudstream.create_feature(name, 'txn_fs', entity, agg, win::interval, value)
   FROM (VALUES ('sc_count_1h', 'card', 'count', '1 hour', NULL),
@@ -176,6 +180,10 @@ BEGIN
         + coalesce($W_Z::float8 * CASE WHEN sd_24h > 0 THEN (NEW.amount - avg_24h) / sd_24h END, 0)
         + coalesce($W_RATIO::float8 * CASE WHEN avg_24h <> 0 THEN NEW.amount / avg_24h END, 0)
         + coalesce($W_DEV::float8 * CASE WHEN NEW.device IS NOT NULL THEN dev_count_1h END, 0))));
+    IF NEW.score >= 1 THEN
+        INSERT INTO pl_alerts (row_key, score) VALUES (NEW.id, NEW.score);
+        PERFORM pg_notify('pl_alerts', json_build_object('row_key', NEW.id, 'score', NEW.score)::text);
+    END IF;
     RETURN NEW;
 END
 \$f\$;
@@ -215,14 +223,23 @@ reload() {
 
 # Scores of (b) and (c) over rows lo+1 .. hi: rows compared, rows
 # differing by more than 1e-9 (or NULL on one side only), the largest
-# difference, the mean score, the share of scores at or above 0.9.
+# difference, the mean score, the share of scores at or above 0.9, the
+# rows (b) alerted (in any of its runs), the rows (c) alerted, and those
+# alerted by one of them only.
 compare_scores() {
     psql_q -F ' ' -c "
+WITH fs_alerted AS (SELECT DISTINCT row_key::bigint AS id FROM fraudstream.alerts
+                     WHERE relation = 'txn_fs'::regclass
+                       AND row_key::bigint > $1 AND row_key::bigint <= $2),
+     pl_alerted AS (SELECT DISTINCT row_key AS id FROM pl_alerts WHERE row_key > $1 AND row_key <= $2)
 SELECT count(*),
        count(*) FILTER (WHERE coalesce(abs(f.score - p.score) > 1e-9, (f.score IS NULL) <> (p.score IS NULL))),
        coalesce(max(abs(f.score - p.score)), 0),
        round(avg(f.score)::numeric, 4),
-       round(avg((f.score >= 0.9)::int)::numeric, 4)
+       round(avg((f.score >= 0.9)::int)::numeric, 4),
+       (SELECT count(*) FROM fs_alerted), (SELECT count(*) FROM pl_alerted),
+       (SELECT count(*) FROM (SELECT id FROM fs_alerted EXCEPT SELECT id FROM pl_alerted) o)
+         + (SELECT count(*) FROM (SELECT id FROM pl_alerted EXCEPT SELECT id FROM fs_alerted) o)
   FROM txn_fs f JOIN txn_pl p USING (id)
  WHERE id > $1 AND id <= $2"
 }
@@ -255,13 +272,16 @@ for density in 10 100 1000; do
         fs_mark_ms=$(best "${fs_mark_ms:-$ms_mark}" "$ms_mark")
     done
     read -r pl_ms _ <<<"$(insert_rows txn_pl "$HISTORY" "$mark")"
-    read -r checked differing max_diff mean_score high <<<"$(compare_scores "$HISTORY" "$mark")"
-    same=$([ "$checked" = "$pl_rows" ] && [ "$differing" = 0 ] && echo true || echo false)
+    read -r checked differing max_diff mean_score high fs_alerts pl_alerts alerts_apart \
+        <<<"$(compare_scores "$HISTORY" "$mark")"
+    same=$([ "$checked" = "$pl_rows" ] && [ "$differing" = 0 ] && [ "$alerts_apart" = 0 ] &&
+           echo true || echo false)
     fs_rate=$(rate "$pl_rows" "$fs_mark_ms") pl_rate=$(rate "$pl_rows" "$pl_ms")
     vs_pl=$(ratio "$fs_rate" "$pl_rate")
     echo "over $pl_rows rows: fraudstream $fs_rate rows/s, PL/pgSQL $pl_rate rows/s, (b)/(c) ${vs_pl}x"
     echo "scores: $checked rows compared, $differing differ, largest difference $max_diff;" \
-         "mean $mean_score, share at or above 0.9: $high"
+         "mean $mean_score, share at or above 0.9: $high;" \
+         "alerts: fraudstream $fs_alerts, PL/pgSQL $pl_alerts, $alerts_apart rows alerted by one only"
     results="$results\"plpgsql_rows_${density}_per_hour\": $pl_rows,
              \"plpgsql_rows_per_s_${density}_per_hour\": $pl_rate,
              \"fraudstream_rows_per_s_same_rows_${density}_per_hour\": $fs_rate,
@@ -271,6 +291,9 @@ for density in 10 100 1000; do
              \"max_score_difference_${density}_per_hour\": $max_diff,
              \"mean_score_${density}_per_hour\": $mean_score,
              \"share_score_0_9_or_more_${density}_per_hour\": $high,
+             \"alerts_fraudstream_${density}_per_hour\": $fs_alerts,
+             \"alerts_plpgsql_${density}_per_hour\": $pl_alerts,
+             \"alerts_differing_${density}_per_hour\": $alerts_apart,
              "
     all_rate=$(rate "$rows" "$fs_ms")
     echo "over $rows rows: fraudstream $all_rate rows/s"
@@ -288,7 +311,7 @@ for density in 10 100 1000; do
         met_pl=$(awk "BEGIN {print ($vs_pl >= 5 && \"$same\" == \"true\") ? \"true\" : \"false\"}")
         targets="{\"metric\": \"(b) scored / (a) plain inserts, rows/s, 10 events per card-hour\",
     \"target\": \">= 0.8\", \"reached\": $vs_plain, \"met\": $met_plain},
-   {\"metric\": \"(b) scored / (c) PL/pgSQL trigger, rows/s, 10 events per card-hour (same scores)\",
+   {\"metric\": \"(b) scored / (c) PL/pgSQL trigger, rows/s, 10 events per card-hour (same scores and alerts)\",
     \"target\": \">= 5x\", \"reached\": \"${vs_pl}x\", \"met\": $met_pl}"
     else
         # flat cost per row: (b) at this density against (b) at 10 per card-hour
@@ -307,7 +330,7 @@ done
 
 cat >"$FS_BENCH_OUT/scoring.json" <<JSON
 {"name": "scoring",
- "description": "Rows/s inserting generated card transactions in time order (INSERT ... SELECT from a feed table, transactions of $BATCH rows; primary key, (card, ts) and (device, ts) indexes) into (a) a plain table, (b) a table attached to fraudstream with 10 features (count/sum/avg/max/stddev of the amount per card over 1 hour; distinct devices, since_last, zscore, ratio_to_avg per card over 24 hours; count per device over 1 hour) and a logistic model writing the score column (store_scores off), (c) a table whose PL/pgSQL BEFORE INSERT trigger computes the same features with indexed queries on the table and the same score. 10,000 events an hour over 10,000/density cards, after 24 hours of untimed history (full windows). At 10 events per card-hour, (a) and (b) insert $ROWS rows, best of $RUNS runs; (c) the first $ROWS_PL of them, once, since its trigger reads the whole 24-hour window per row, and (b)/(c) compares it with (b)'s time for the same rows. At 100 and 1,000 events per card-hour, (c) inserts $ROWS_100 and $ROWS_1000 rows, once, against (b)'s time for the same rows, and (b) goes on to $ROWS_FLAT rows, whose rate against (b)'s at 10 per card-hour shows whether the cost per row stays flat as cards get busier. Scores of (b) and (c) compared row by row (differing: by more than 1e-9); the model's threshold is 1, so no row alerts.",
+ "description": "Rows/s inserting generated card transactions in time order (INSERT ... SELECT from a feed table, transactions of $BATCH rows; primary key, (card, ts) and (device, ts) indexes) into (a) a plain table, (b) a table attached to fraudstream with 10 features (count/sum/avg/max/stddev of the amount per card over 1 hour; distinct devices, since_last, zscore, ratio_to_avg per card over 24 hours; count per device over 1 hour) and a logistic model writing the score column (store_scores off), (c) a table whose PL/pgSQL BEFORE INSERT trigger computes the same features with indexed queries on the table and the same score. 10,000 events an hour over 10,000/density cards, after 24 hours of untimed history (full windows). At 10 events per card-hour, (a) and (b) insert $ROWS rows, best of $RUNS runs; (c) the first $ROWS_PL of them, once, since its trigger reads the whole 24-hour window per row, and (b)/(c) compares it with (b)'s time for the same rows. At 100 and 1,000 events per card-hour, (c) inserts $ROWS_100 and $ROWS_1000 rows, once, against (b)'s time for the same rows, and (b) goes on to $ROWS_FLAT rows, whose rate against (b)'s at 10 per card-hour shows whether the cost per row stays flat as cards get busier. Scores of (b) and (c) compared row by row (differing: by more than 1e-9); the model's threshold is 1, so only rows whose score rounds to 1 alert, in (b) into fraudstream.alerts and in (c) into a table of its own, each with a notification; the alerted rows of (b) and (c) must be the same.",
  "results": {${results}"history_rows": $HISTORY},
  "targets": [$targets]}
 JSON
