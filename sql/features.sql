@@ -89,6 +89,28 @@ SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 10:30:00+00') -> 'ca
 ROLLBACK;
 SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 10:30:00+00') -> 'card_amount_1h';
 
+-- savepoints nest: a released savepoint's events go with its parent's,
+-- rolled back with them, and a later savepoint's rollback leaves them
+-- (ids given: the serial of the rows after does not move)
+BEGIN;
+SAVEPOINT a;
+INSERT INTO txn (id, card, ts, amount) VALUES (1001, 'c1', '2026-03-01 10:27:00+00', 1.00);
+SAVEPOINT b;
+INSERT INTO txn (id, card, ts, amount) VALUES (1002, 'c1', '2026-03-01 10:28:00+00', 2.00);
+RELEASE SAVEPOINT b;
+SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 10:30:00+00') -> 'card_count_1h';
+ROLLBACK TO SAVEPOINT a;
+SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 10:30:00+00') -> 'card_count_1h';
+INSERT INTO txn (id, card, ts, amount) VALUES (1003, 'c1', '2026-03-01 10:27:00+00', 3.00);
+RELEASE SAVEPOINT a;
+SAVEPOINT c;
+INSERT INTO txn (id, card, ts, amount) VALUES (1004, 'c1', '2026-03-01 10:28:00+00', 4.00);
+SAVEPOINT d;
+INSERT INTO txn (id, card, ts, amount) VALUES (1005, 'c1', '2026-03-01 10:29:00+00', 5.00);
+ROLLBACK TO SAVEPOINT c;
+SELECT fraudstream.feature_values('card', 'c1', '2026-03-01 10:30:00+00') -> 'card_count_1h';
+ROLLBACK;
+
 -- rows without an entity or a time are no events
 INSERT INTO txn (card, ts, amount) VALUES (NULL, '2026-03-01 10:29:00+00', 5.00),
                                           ('c1', NULL, 5.00);

@@ -680,7 +680,7 @@ collect_row(Replay *r, const Datum *values, const bool *isnull)
 		ev = (FsEvent *) RECORD_AT(gr->staged, gr->nstaged, gr->stride);
 		ev->time = DatumGetTimestampTz(values[gr->time_col]);
 		ev->nullmask = 0;
-		ev->level = 0;
+		ev->subxact = 0;
 		for (int i = 0; i < gd->nslots; i++)
 		{
 			if (isnull[gr->slot_col[i]])

@@ -314,7 +314,7 @@ FsEventFromRow(const FsGroupDef *gd, const FsRow *row, FsEvent *event,
 		return false;
 	event->time = DatumGetTimestampTz(row->values[t]);
 	event->nullmask = 0;
-	event->level = 0;
+	event->subxact = 0;
 	for (int i = 0; i < gd->nslots; i++)
 	{
 		const FsSlotDef *sd = &gd->slots[i];

@@ -11,9 +11,11 @@
  * trigger (BEFORE INSERT, FOR EACH ROW, named to fire after the table's
  * other BEFORE triggers) therefore does not touch shared state: it appends
  * the row's event to the session's pending events, tagged with the
- * subtransaction nesting level.  Features of the session combine the
+ * inserting subtransaction's id.  Features of the session combine the
  * shared state with these pending events.  A rolled-back subtransaction
- * drops its events; a released one hands them to its parent.  At commit
+ * drops its events (those of its id or a later one: every subtransaction
+ * begun since is its child); a released one leaves them as they are, to
+ * go with its parent's.  At commit
  * (XACT_EVENT_COMMIT, after the commit record) the pending events are
  * appended to the shared state, which cannot fail (featurestate.c); on
  * abort they are dropped.  TRUNCATE of a source, through an AFTER
@@ -93,7 +95,7 @@
 typedef struct PendingEntity
 {
 	FsEntityKey key;			/* hash key */
-	char	   *events;			/* each with its nesting level (FsEvent.level) */
+	char	   *events;			/* each with its subtransaction (FsEvent.subxact) */
 	/* the stored summaries walked on, from its second event (FsStateCompute) */
 	FsSummaryCache *summaries;	/* NULL until needed */
 	TimestampTz latest;
@@ -392,7 +394,7 @@ pending_append(PendingEntity *pe, const FsGroupDef *gd, const FsEvent *event)
 	pe->event_size = gd->event_size;
 	stored = FS_EVENT_AT(pe->events, pe->count, gd->event_size);
 	memcpy(stored, event, gd->event_size);
-	stored->level = (uint32) GetCurrentTransactionNestLevel();
+	stored->subxact = (uint32) GetCurrentSubTransactionId();
 	pe->count++;
 	pe->latest = Max(pe->latest, event->time);
 }
@@ -415,23 +417,25 @@ roll_back_pending(PendingEntity *pe, int keep)
 }
 
 /*
- * Subtransaction end: levels are non-decreasing within an entity, so an
- * abort cuts a suffix and a commit relabels one.
+ * Subtransaction abort: drop the events of subtransaction "subxact" and of
+ * the later ones, its children.  Subtransaction ids grow in the order
+ * subtransactions begin, and every event added since "subxact" began is
+ * of it or of a child: within an entity they are the events from the
+ * first of id subxact or more on.  A released subtransaction needs
+ * nothing: its events stay tagged with its id, which is later than its
+ * parent's, so that they go if the parent rolls back and stay if a later
+ * sibling does.
  */
 static void
-pending_subxact_end(int level, bool commit)
+pending_subxact_abort(SubTransactionId subxact)
 {
 	for (PendingEntity *pe = touched; pe != NULL; pe = pe->next_touched)
 	{
 		int			i = pe->count;
 
-		while (i > 0 && FS_EVENT_AT(pe->events, i - 1, pe->event_size)->level >= (uint32) level)
-		{
+		while (i > 0 && FS_EVENT_AT(pe->events, i - 1, pe->event_size)->subxact >= subxact)
 			i--;
-			if (commit)
-				FS_EVENT_AT(pe->events, i, pe->event_size)->level = (uint32) (level - 1);
-		}
-		if (!commit && i < pe->count)
+		if (i < pe->count)
 			roll_back_pending(pe, i);
 	}
 }
@@ -508,9 +512,7 @@ online_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 						SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
-		pending_subxact_end(GetCurrentTransactionNestLevel(), false);
-	else if (event == SUBXACT_EVENT_COMMIT_SUB)
-		pending_subxact_end(GetCurrentTransactionNestLevel(), true);
+		pending_subxact_abort(mySubid);
 }
 
 /* Hook transaction ends; from _PG_init. */

@@ -48,9 +48,9 @@ typedef struct FsEvent
 {
 	TimestampTz time;
 	uint32		nullmask;		/* bit i set: slot i is NULL */
-	uint32		level;			/* the subtransaction nesting level that
-								 * inserted a session's pending event
-								 * (online.c); read nowhere else */
+	uint32		subxact;		/* the SubTransactionId that inserted a
+								 * session's pending event (online.c);
+								 * read nowhere else */
 	double		values[FLEXIBLE_ARRAY_MEMBER];
 } FsEvent;
 
