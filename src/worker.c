@@ -27,7 +27,11 @@
  *			source's owner, writes rejected messages to fraudstream.rejects,
  *			stores each partition's next offset in fraudstream.offsets
  *			and commits.  Only then are the offsets also committed to
- *			Kafka (asynchronously), for other members of the group.
+ *			Kafka (asynchronously), for other members of the group: at
+ *			most once a second (FS_KAFKA_COMMIT_INTERVAL), with the
+ *			statistics, since each commit is a write to the broker's
+ *			offsets topic; synchronously when partitions are revoked or
+ *			the worker stops.
  *
  * Exactly once: offsets live in PostgreSQL and move in the transaction
  * that writes the rows.  On assignment a partition starts at the larger
@@ -105,6 +109,9 @@
 /* Messages taken from librdkafka per call. */
 #define FS_CONSUME_CHUNK	1024
 
+/* How often stored offsets go to Kafka, with the statistics (microseconds). */
+#define FS_KAFKA_COMMIT_INTERVAL	(1000 * 1000)
+
 /* The batch context's first block, kept across batches. */
 #define FS_BATCH_BLOCK_BYTES	(8 * 1024 * 1024)
 
@@ -167,6 +174,7 @@ typedef struct WorkerState
 	bool		brokers_down;
 	rd_kafka_resp_err_t last_err;
 	TimestampTz last_stats;
+	bool		kafka_commit_due;	/* offsets stored since the last commit */
 } WorkerState;
 
 static WorkerState W;
@@ -378,6 +386,25 @@ stored_offsets_list(void)
 		if (W.assigned[p] && W.stored_offset[p] >= 0)
 			rd_kafka_topic_partition_list_add(list, W.topic, p)->offset = W.stored_offset[p];
 	return list;
+}
+
+/*
+ * Once a second: publish the partitions' statistics and commit the offsets
+ * stored since the last time to Kafka, asynchronously.
+ */
+static void
+every_second(void)
+{
+	publish_partitions();
+	if (W.kafka_commit_due)
+	{
+		rd_kafka_topic_partition_list_t *list = stored_offsets_list();
+
+		if (list->cnt > 0)
+			rd_kafka_commit(W.rk, list, 1);
+		rd_kafka_topic_partition_list_destroy(list);
+		W.kafka_commit_due = false;
+	}
 }
 
 /* ---------------------------------------------------------------------
@@ -820,7 +847,6 @@ flush_batch(void)
 	int64	   *batch_next;
 	uint64		bytes = 0;
 	MemoryContext old;
-	rd_kafka_topic_partition_list_t *commit;
 
 	if (W.nmsgs == 0)
 		return;
@@ -899,10 +925,7 @@ flush_batch(void)
 	SpinLockRelease(&W.slot->mutex);
 	(void) inserted;
 
-	commit = stored_offsets_list();
-	if (commit->cnt > 0)
-		rd_kafka_commit(W.rk, commit, 1);
-	rd_kafka_topic_partition_list_destroy(commit);
+	W.kafka_commit_due = true;
 
 	for (int i = 0; i < W.nmsgs; i++)
 		rd_kafka_message_destroy(W.msgs[i]);
@@ -911,8 +934,8 @@ flush_batch(void)
 	W.rejects = NULL;
 	MemoryContextReset(W.batch_cxt);
 
-	if (GetCurrentTimestamp() - W.last_stats > 1000 * 1000)
-		publish_partitions();
+	if (GetCurrentTimestamp() - W.last_stats > FS_KAFKA_COMMIT_INTERVAL)
+		every_second();
 }
 
 /*
@@ -1148,8 +1171,8 @@ consume_loop(void)
 		if (more)
 			continue;
 
-		if (GetCurrentTimestamp() - W.last_stats > 1000 * 1000)
-			publish_partitions();
+		if (GetCurrentTimestamp() - W.last_stats > FS_KAFKA_COMMIT_INTERVAL)
+			every_second();
 
 		(void) WaitEventSetWait(W.wes, wait_timeout(), &event, 1, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

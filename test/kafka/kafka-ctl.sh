@@ -7,6 +7,9 @@
 #   kafka-ctl.sh start DIR              format DIR and start a broker there
 #   kafka-ctl.sh stop DIR               stop it (also kills a leftover one)
 #   kafka-ctl.sh topic DIR NAME PARTS   create topic NAME with PARTS partitions
+#   kafka-ctl.sh lag DIR GROUP          the messages consumer group GROUP has
+#                                       not committed, over all its partitions
+#                                       ("-" while a partition has no commit)
 #
 # The broker listens on 127.0.0.1:$FS_KAFKA_PORT (default 39092), its
 # controller on $FS_KAFKA_CONTROLLER_PORT (default 39093).  Jars are
@@ -138,11 +141,20 @@ topic() {
         --topic "$1" --partitions "$2" --replication-factor 1 >/dev/null
 }
 
+lag() {
+    java_run org.apache.kafka.tools.consumer.group.ConsumerGroupCommand \
+        --bootstrap-server "127.0.0.1:$FS_KAFKA_PORT" --describe --group "$1" 2>/dev/null |
+        awk '$1 == group { if ($6 == "-") none = 1; else lag += $6; n++ }
+             END { print (n == 0 || none) ? "-" : lag }' group="$1"
+}
+
 cmd=${1:-}
 case "$cmd" in
     fetch) fetch ;;
     start) dir=$2; start ;;
     stop) dir=$2; stop ;;
     topic) dir=$2; topic "$3" "$4" ;;
-    *) echo "usage: kafka-ctl.sh fetch | start DIR | stop DIR | topic DIR NAME PARTITIONS" >&2; exit 2 ;;
+    lag) dir=$2; lag "$3" ;;
+    *) echo "usage: kafka-ctl.sh fetch | start DIR | stop DIR | topic DIR NAME PARTITIONS | lag DIR GROUP" >&2
+       exit 2 ;;
 esac

@@ -1,6 +1,7 @@
 # Two PostgreSQL clusters run the same source (same database and source
 # name, hence the same consumer group): they split the topic's partitions,
-# and the messages land with no overlap and no gap.
+# and the messages land with no overlap and no gap, and the offsets they
+# store reach Kafka while they run.
 use strict;
 use warnings;
 use FindBin;
@@ -54,6 +55,17 @@ is(scalar(grep { $_ > 1 } values %seen), 0, 'no overlap: no message landed twice
 my %both;
 $both{$_}++ for map { split /,/ } @parts;
 is(scalar(grep { $_ > 1 } values %both), 0, "no partition was consumed by both clusters (@parts)");
+
+# While they run, the workers also commit what they stored to Kafka (about
+# once a second), for the group's other members: the lag drops to 0.
+my $lag;
+for (my $i = 0; $i < 30; $i++)
+{
+	$lag = fs_group_lag('fraudstream-postgres-grp');
+	last if $lag eq '0';
+	sleep 1;
+}
+is($lag, '0', 'the offsets the clusters stored are committed to Kafka while they run');
 
 $_->stop for @nodes;
 done_testing();

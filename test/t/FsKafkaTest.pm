@@ -11,7 +11,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(fs_node fs_topic fs_produce fs_wait_for bootstrap);
+our @EXPORT = qw(fs_node fs_topic fs_produce fs_wait_for fs_group_lag bootstrap);
 
 sub bootstrap
 {
@@ -48,6 +48,19 @@ sub fs_topic
 	run([ $ENV{FS_KAFKA_CTL}, 'topic', $ENV{FS_KAFKA_DIR}, $topic, $parts ],
 		'>&', \$out, timeout(180))
 	  or die "could not create topic $topic: $out";
+}
+
+# The messages a consumer group has consumed but not committed to Kafka,
+# over all its partitions ("-" while a partition has no commit).
+sub fs_group_lag
+{
+	my ($group) = @_;
+	my $out = '';
+	run([ $ENV{FS_KAFKA_CTL}, 'lag', $ENV{FS_KAFKA_DIR}, $group ],
+		'>', \$out, timeout(180))
+	  or die "could not read the lag of group $group";
+	chomp $out;
+	return $out;
 }
 
 # Produce messages ("key\tpayload" lines when $keyed) with kcat; payload
