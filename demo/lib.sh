@@ -11,9 +11,10 @@ demo_psql() {
 }
 
 # PostgreSQL sized for a few million entities of online state, in huge
-# pages when they can be had (fs_reserve_huge_pages).
+# pages when they can be had (fs_reserve_huge_pages), on a host whose
+# dirty pages are written back steadily (fs_steady_writeback).
 demo_start_postgres() {
-    FS_PG_HUGE_PAGES=1 FS_PG_EXTRA_CONF="fraudstream.max_entities = ${DEMO_MAX_ENTITIES:-4000000}
+    FS_PG_TUNE_HOST=1 FS_PG_EXTRA_CONF="fraudstream.max_entities = ${DEMO_MAX_ENTITIES:-4000000}
 fraudstream.state_memory = ${DEMO_STATE_MEMORY:-768MB}
 shared_buffers = 256MB
 max_wal_size = 4GB

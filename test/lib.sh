@@ -136,9 +136,14 @@ fs_build_install() {
     make -C "$top/bench/gen" -s || return 1
 }
 
+# A fresh cluster in $W/pg, serving on a socket there, fraudstream
+# preloaded, FS_PG_EXTRA_CONF appended to its configuration.  With
+# FS_PG_TUNE_HOST=1 (the demo and the end-to-end benchmark) the host is
+# tuned as for a production server while it runs: huge pages and steady
+# writeback (both need root; fs_stop_postgres undoes them).
 fs_start_postgres() {
     local huge=
-    [ "${FS_PG_HUGE_PAGES:-0}" != 1 ] || huge="huge_pages = try"
+    [ "${FS_PG_TUNE_HOST:-0}" != 1 ] || huge="huge_pages = try"
     as_pg_user "$PG_BINDIR/initdb" -D "$W/pg/data" -A trust --no-sync \
         -E UTF8 --locale=C >"$W/pg/initdb.log" 2>&1 || { cat "$W/pg/initdb.log"; return 1; }
     mkdir_for_pg "$W/pg/sock"
@@ -153,7 +158,7 @@ log_min_messages = warning
 $huge
 ${FS_PG_EXTRA_CONF:-}
 CONF
-    [ -z "$huge" ] || fs_reserve_huge_pages
+    [ -z "$huge" ] || { fs_reserve_huge_pages; fs_steady_writeback; }
     as_pg_user "$PG_BINDIR/pg_ctl" -D "$W/pg/data" -l "$W/pg/server.log" -w start >/dev/null ||
         { cat "$W/pg/server.log"; return 1; }
     export PGHOST="$W/pg/sock" PGPORT
@@ -177,7 +182,22 @@ fs_reserve_huge_pages() {
     echo $((total + need - free)) >/proc/sys/vm/nr_hugepages
 }
 
-# Stop the cluster at once; give back the huge pages reserved for it.
+# Dirty pages reach the disk steadily rather than in bursts: as root,
+# start background writeback at 64 MB of dirty data (FS_WRITEBACK_BYTES)
+# instead of the default 10% of memory.  With fsync = off and a broker
+# that never flushes its log, the default let gigabytes pile up and go
+# out all at once every 30 s, stalling the servers' writes for seconds.
+# The setting it replaces is kept in $W/pg/writeback.orig for
+# fs_stop_postgres to put back.
+fs_steady_writeback() {
+    local f=/proc/sys/vm/dirty_background_bytes
+    [ "$(id -u)" -eq 0 ] && [ -w "$f" ] || return 0
+    echo "$(cat "$f") $(cat /proc/sys/vm/dirty_background_ratio)" >"$W/pg/writeback.orig"
+    echo "${FS_WRITEBACK_BYTES:-67108864}" >"$f"
+}
+
+# Stop the cluster at once; give back the huge pages reserved for it and
+# the writeback setting.
 fs_stop_postgres() {
     if [ -f "$W/pg/data/postmaster.pid" ]; then
         as_pg_user "$PG_BINDIR/pg_ctl" -D "$W/pg/data" -m immediate -w stop >/dev/null 2>&1 || true
@@ -185,6 +205,17 @@ fs_stop_postgres() {
     if [ -f "$W/pg/hugepages.orig" ]; then
         cat "$W/pg/hugepages.orig" >/proc/sys/vm/nr_hugepages 2>/dev/null || true
         rm -f "$W/pg/hugepages.orig"
+    fi
+    if [ -f "$W/pg/writeback.orig" ]; then
+        local bytes ratio
+        read -r bytes ratio <"$W/pg/writeback.orig"
+        # writing one of the two clears the other
+        if [ "$bytes" -gt 0 ]; then
+            echo "$bytes" >/proc/sys/vm/dirty_background_bytes 2>/dev/null || true
+        else
+            echo "$ratio" >/proc/sys/vm/dirty_background_ratio 2>/dev/null || true
+        fi
+        rm -f "$W/pg/writeback.orig"
     fi
 }
 
