@@ -28,7 +28,7 @@
  *			stores each partition's next offset in fraudstream.offsets
  *			and commits.  Only then are the offsets also committed to
  *			Kafka (asynchronously), for other members of the group: at
- *			most once a second (FS_KAFKA_COMMIT_INTERVAL), with the
+ *			most once a second (every_second), with the
  *			statistics, since each commit is a write to the broker's
  *			offsets topic; synchronously when partitions are revoked or
  *			the worker stops.
@@ -109,8 +109,8 @@
 /* Messages taken from librdkafka per call. */
 #define FS_CONSUME_CHUNK	1024
 
-/* How often stored offsets go to Kafka, with the statistics (microseconds). */
-#define FS_KAFKA_COMMIT_INTERVAL	(1000 * 1000)
+/* How often every_second() runs: statistics, offsets to Kafka (microseconds). */
+#define FS_EVERY_SECOND	(1000 * 1000)
 
 /* The batch context's first block, kept across batches. */
 #define FS_BATCH_BLOCK_BYTES	(8 * 1024 * 1024)
@@ -934,7 +934,7 @@ flush_batch(void)
 	W.rejects = NULL;
 	MemoryContextReset(W.batch_cxt);
 
-	if (GetCurrentTimestamp() - W.last_stats > FS_KAFKA_COMMIT_INTERVAL)
+	if (GetCurrentTimestamp() - W.last_stats > FS_EVERY_SECOND)
 		every_second();
 }
 
@@ -1171,7 +1171,7 @@ consume_loop(void)
 		if (more)
 			continue;
 
-		if (GetCurrentTimestamp() - W.last_stats > FS_KAFKA_COMMIT_INTERVAL)
+		if (GetCurrentTimestamp() - W.last_stats > FS_EVERY_SECOND)
 			every_second();
 
 		(void) WaitEventSetWait(W.wes, wait_timeout(), &event, 1, PG_WAIT_EXTENSION);
