@@ -388,23 +388,31 @@ stored_offsets_list(void)
 	return list;
 }
 
+/* Commit the stored offsets of assigned partitions to Kafka. */
+static void
+commit_stored_offsets(rd_kafka_t *rk, bool async)
+{
+	rd_kafka_topic_partition_list_t *list = stored_offsets_list();
+
+	if (list->cnt > 0)
+		rd_kafka_commit(rk, list, async ? 1 : 0);
+	rd_kafka_topic_partition_list_destroy(list);
+	W.kafka_commit_due = false;
+}
+
 /*
- * Once a second: publish the partitions' statistics and commit the offsets
- * stored since the last time to Kafka, asynchronously.
+ * Once a second (a no-op until a second has passed since the last time):
+ * publish the partitions' statistics and commit the offsets stored since
+ * the last commit to Kafka, asynchronously.
  */
 static void
 every_second(void)
 {
+	if (GetCurrentTimestamp() - W.last_stats <= FS_EVERY_SECOND)
+		return;
 	publish_partitions();
 	if (W.kafka_commit_due)
-	{
-		rd_kafka_topic_partition_list_t *list = stored_offsets_list();
-
-		if (list->cnt > 0)
-			rd_kafka_commit(W.rk, list, 1);
-		rd_kafka_topic_partition_list_destroy(list);
-		W.kafka_commit_due = false;
-	}
+		commit_stored_offsets(W.rk, true);
 }
 
 /* ---------------------------------------------------------------------
@@ -649,13 +657,8 @@ choose_offsets(void *arg)
 static void
 flush_for_revoke(void *arg)
 {
-	rd_kafka_topic_partition_list_t *list;
-
 	flush_batch();
-	list = stored_offsets_list();
-	if (list->cnt > 0)
-		rd_kafka_commit(W.rk, list, 0);
-	rd_kafka_topic_partition_list_destroy(list);
+	commit_stored_offsets(W.rk, false);
 }
 
 static void
@@ -934,8 +937,7 @@ flush_batch(void)
 	W.rejects = NULL;
 	MemoryContextReset(W.batch_cxt);
 
-	if (GetCurrentTimestamp() - W.last_stats > FS_EVERY_SECOND)
-		every_second();
+	every_second();
 }
 
 /*
@@ -1094,11 +1096,7 @@ stop_consumer(void)
 	W.closing = true;
 	if (rk)
 	{
-		rd_kafka_topic_partition_list_t *list = stored_offsets_list();
-
-		if (list->cnt > 0)
-			rd_kafka_commit(rk, list, 0);
-		rd_kafka_topic_partition_list_destroy(list);
+		commit_stored_offsets(rk, false);
 		rd_kafka_consumer_close(rk);
 		W.rk = NULL;
 		rd_kafka_queue_destroy(W.queue);
@@ -1171,8 +1169,7 @@ consume_loop(void)
 		if (more)
 			continue;
 
-		if (GetCurrentTimestamp() - W.last_stats > FS_EVERY_SECOND)
-			every_second();
+		every_second();
 
 		(void) WaitEventSetWait(W.wes, wait_timeout(), &event, 1, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

@@ -40,14 +40,23 @@ CREATE ROLE ingest LOGIN IN ROLE fraudstream_admin;
 	return $node;
 }
 
+# Run test/kafka/kafka-ctl.sh COMMAND on the test broker; its output.
+sub kafka_ctl
+{
+	my ($command, @args) = @_;
+	my ($out, $err) = ('', '');
+	run([ $ENV{FS_KAFKA_CTL}, $command, $ENV{FS_KAFKA_DIR}, @args ],
+		'>', \$out, '2>', \$err, timeout(180))
+	  or die "kafka-ctl.sh $command @args failed: $out$err";
+	chomp $out;
+	return $out;
+}
+
 # Create a topic with the given partition count on the test broker.
 sub fs_topic
 {
 	my ($topic, $parts) = @_;
-	my $out = '';
-	run([ $ENV{FS_KAFKA_CTL}, 'topic', $ENV{FS_KAFKA_DIR}, $topic, $parts ],
-		'>&', \$out, timeout(180))
-	  or die "could not create topic $topic: $out";
+	kafka_ctl('topic', $topic, $parts);
 }
 
 # The messages a consumer group has consumed but not committed to Kafka,
@@ -55,12 +64,7 @@ sub fs_topic
 sub fs_group_lag
 {
 	my ($group) = @_;
-	my $out = '';
-	run([ $ENV{FS_KAFKA_CTL}, 'lag', $ENV{FS_KAFKA_DIR}, $group ],
-		'>', \$out, timeout(180))
-	  or die "could not read the lag of group $group";
-	chomp $out;
-	return $out;
+	return kafka_ctl('lag', $group);
 }
 
 # Produce messages ("key\tpayload" lines when $keyed) with kcat; payload
