@@ -374,7 +374,15 @@ pending_append(PendingEntity *pe, const FsGroupDef *gd, const FsEvent *event)
 {
 	FsEvent    *stored;
 
-	if (pe->count == pe->capacity)
+	/*
+	 * What lies on the entity's second cache line (capacity, the touched
+	 * link, the event size) is read only when the array may be full (its
+	 * capacity is 0 or 4 times a power of two) or at the entity's first
+	 * event of the transaction: most rows of a bulk insert then touch the
+	 * first line only.  Every entity with events pending is linked.
+	 */
+	if ((pe->count == 0 || (pe->count >= 4 && (pe->count & (pe->count - 1)) == 0)) &&
+		pe->count == pe->capacity)
 	{
 		int			cap = pe->capacity ? pe->capacity * 2 : 4;
 
@@ -384,14 +392,17 @@ pending_append(PendingEntity *pe, const FsGroupDef *gd, const FsEvent *event)
 			pe->events = repalloc(pe->events, cap * gd->event_size);
 		pe->capacity = cap;
 	}
-	if (pe->touched_in != xact_number)
+	if (pe->count == 0 && pe->touched_in != xact_number)
 	{
 		pe->touched_in = xact_number;
 		pe->next_touched = touched;
 		touched = pe;
 	}
-	pe->layout = gd->layout;
-	pe->event_size = gd->event_size;
+	if (pe->count == 0 || pe->layout != gd->layout)
+	{
+		pe->layout = gd->layout;
+		pe->event_size = gd->event_size;
+	}
 	stored = FS_EVENT_AT(pe->events, pe->count, gd->event_size);
 	memcpy(stored, event, gd->event_size);
 	stored->subxact = (uint32) GetCurrentSubTransactionId();
