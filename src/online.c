@@ -167,6 +167,8 @@ typedef struct PendingGroup
 	AttrNumber	entity_attnum;
 	int			group;
 	bool		truncated;
+	bool		reload;			/* definitions changed while the transaction
+								 * fed the group: see note_group */
 	uint32		layout;			/* of the definitions below */
 	FsWindowSet set;			/* the group's definitions, copied when the
 								 * transaction first fed it, for the merge */
@@ -220,13 +222,38 @@ pending_context(void)
 	return pending_cxt;
 }
 
-/* Remember a group this transaction feeds or truncates. */
+/* The definitions of a group as the merge at commit takes them. */
+static void
+keep_definitions(PendingGroup *pg, const FsGroupDef *gd)
+{
+	pg->layout = gd->layout;
+	pg->set = gd->window_set;
+	pg->set.specs = MemoryContextAlloc(pending_context(), sizeof(FsWindowSpec) * gd->nfeatures);
+	memcpy((FsWindowSpec *) pg->set.specs, gd->specs, sizeof(FsWindowSpec) * gd->nfeatures);
+}
+
+/*
+ * Remember a group this transaction feeds or truncates.  When its
+ * definitions changed since the transaction first fed it (a feature
+ * created or dropped, here or by a commit elsewhere), the events it holds
+ * in the old layout can be neither read with the new definitions nor
+ * merged: each entity drops them at its next event (pending_append), and
+ * at commit the group is emptied and left to be rebuilt from the table,
+ * with this transaction's rows (merge_pending).
+ */
 static PendingGroup *
 note_group(Oid relid, const FsGroupDef *gd)
 {
 	for (int i = 0; i < n_pending_groups; i++)
 		if (pending_groups[i].group == gd->group)
+		{
+			if (pending_groups[i].layout != gd->layout)
+			{
+				pending_groups[i].reload = true;
+				keep_definitions(&pending_groups[i], gd);
+			}
 			return &pending_groups[i];
+		}
 	if (n_pending_groups >= MAX_PENDING_GROUPS)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
@@ -236,12 +263,8 @@ note_group(Oid relid, const FsGroupDef *gd)
 	pending_groups[n_pending_groups].entity_attnum = gd->entity_attnum;
 	pending_groups[n_pending_groups].group = gd->group;
 	pending_groups[n_pending_groups].truncated = false;
-	pending_groups[n_pending_groups].layout = gd->layout;
-	pending_groups[n_pending_groups].set = gd->window_set;
-	pending_groups[n_pending_groups].set.specs =
-		MemoryContextAlloc(pending_context(), sizeof(FsWindowSpec) * gd->nfeatures);
-	memcpy((FsWindowSpec *) pending_groups[n_pending_groups].set.specs,
-		   gd->specs, sizeof(FsWindowSpec) * gd->nfeatures);
+	pending_groups[n_pending_groups].reload = false;
+	keep_definitions(&pending_groups[n_pending_groups], gd);
 	return &pending_groups[n_pending_groups++];
 }
 
@@ -341,6 +364,23 @@ new_entity(const FsEntityKey *key)
 }
 
 /*
+ * Keep only the entity's first "keep" pending events (a savepoint rolled
+ * the others back, or a TRUNCATE all of them): what was built on the rest,
+ * the cache's overlay and the replay, goes too.
+ */
+static void
+roll_back_pending(PendingEntity *pe, int keep)
+{
+	pe->count = keep;
+	if (pe->summaries != NULL)
+		FsSummaryCacheReset(pe->summaries);
+	pe->replay_seen = -1;
+	pe->latest = DT_NOBEGIN;
+	for (int j = 0; j < keep; j++)
+		pe->latest = Max(pe->latest, FS_EVENT_AT(pe->events, j, pe->event_size)->time);
+}
+
+/*
  * The session's entity of a key (entity keys carry their hash already),
  * with "create" made if missing: one probe of the table either way.
  */
@@ -373,6 +413,16 @@ static void
 pending_append(PendingEntity *pe, const FsGroupDef *gd, const FsEvent *event)
 {
 	FsEvent    *stored;
+
+	/* events of older definitions go (see note_group), and their array */
+	if (pe->count > 0 && pe->layout != gd->layout)
+	{
+		roll_back_pending(pe, 0);
+		if (pe->events != NULL)
+			pfree(pe->events);
+		pe->events = NULL;
+		pe->capacity = 0;
+	}
 
 	/*
 	 * What lies on the entity's second cache line (capacity, the touched
@@ -411,23 +461,6 @@ pending_append(PendingEntity *pe, const FsGroupDef *gd, const FsEvent *event)
 }
 
 /*
- * Keep only the entity's first "keep" pending events (a savepoint rolled
- * the others back, or a TRUNCATE all of them): what was built on the rest,
- * the cache's overlay and the replay, goes too.
- */
-static void
-roll_back_pending(PendingEntity *pe, int keep)
-{
-	pe->count = keep;
-	if (pe->summaries != NULL)
-		FsSummaryCacheReset(pe->summaries);
-	pe->replay_seen = -1;
-	pe->latest = DT_NOBEGIN;
-	for (int j = 0; j < keep; j++)
-		pe->latest = Max(pe->latest, FS_EVENT_AT(pe->events, j, pe->event_size)->time);
-}
-
-/*
  * Subtransaction abort: drop the events of subtransaction "subxact" and of
  * the later ones, its children.  Subtransaction ids grow in the order
  * subtransactions begin, and every event added since "subxact" began is
@@ -459,8 +492,12 @@ static void
 merge_pending(void)
 {
 	for (int i = 0; i < n_pending_groups; i++)
-		if (pending_groups[i].truncated)
+	{
+		if (pending_groups[i].truncated || pending_groups[i].reload)
 			FsGroupClear(pending_groups[i].group, false);
+		if (pending_groups[i].reload)
+			FsGroupSetStatus(pending_groups[i].group, FS_GROUP_UNLOADED);
+	}
 	for (PendingEntity *pe = touched; pe != NULL; pe = pe->next_touched)
 	{
 		const FsWindowSet *set = NULL;
