@@ -505,6 +505,15 @@ $$;
 COMMENT ON FUNCTION fraudstream.drop_orphan_features() IS
 'event trigger function: drops the features and attachments of dropped tables';
 
+-- A source altered: its features must still read their columns.
+CREATE FUNCTION fraudstream.check_altered_sources()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'fraudstream_check_altered_sources'
+LANGUAGE C;
+
+COMMENT ON FUNCTION fraudstream.check_altered_sources() IS
+'event trigger function: refuses an ALTER TABLE that leaves a feature unable to read a column, and reloads the features of an altered source everywhere';
+
 -- ======================================================================
 -- Scoring, models and alerts (src/scoring.c, src/model.c,
 -- src/modelcatalog.c, src/scorestats.c)
@@ -686,3 +695,7 @@ GRANT EXECUTE ON FUNCTION fraudstream.detach(regclass) TO fraudstream_admin;
 
 CREATE EVENT TRIGGER fraudstream_drop_orphan_features ON sql_drop
     EXECUTE FUNCTION fraudstream.drop_orphan_features();
+
+CREATE EVENT TRIGGER fraudstream_check_altered_sources ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION fraudstream.check_altered_sources();

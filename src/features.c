@@ -11,9 +11,17 @@
  * FsWindowSpec of each feature.  The cache is rebuilt when the shared
  * catalog generation moves (bumped when a transaction that changed the
  * definitions commits) and while the current transaction has changed
- * them itself, so a session sees its own uncommitted definitions.
+ * them itself, so a session sees its own uncommitted definitions.  It is
+ * also rebuilt after a relcache invalidation of a source, since it holds
+ * the source's column numbers and types, and every rebuild checks each
+ * feature's columns again (check_loaded_feature): ALTER TABLE may have
+ * dropped, renamed or retyped one.  An event trigger at the end of every
+ * ALTER TABLE of a source rebuilds it at once, so that a change the
+ * features cannot follow fails the ALTER itself, and marks the
+ * definitions changed, so that every backend rebuilds at commit.
  *
- * A group's layout (its value slots) is a hash of what the slots hold.
+ * A group's layout (its value slots and the types of its columns) is a
+ * hash of what the slots hold.
  * When definitions change the layout, the shared state of the group is
  * reset and rebuilt from the table by the first committed reader with the
  * new definitions (see FsGroupLookup); until then, definitions that do not
@@ -40,6 +48,7 @@
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
+#include "commands/event_trigger.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -51,6 +60,7 @@
 #include "utils/datum.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -91,6 +101,22 @@ static int	n_groups_to_free = 0;
 PG_FUNCTION_INFO_V1(fraudstream_create_feature);
 PG_FUNCTION_INFO_V1(fraudstream_drop_feature);
 PG_FUNCTION_INFO_V1(fraudstream_feature_group_stats);
+PG_FUNCTION_INFO_V1(fraudstream_check_altered_sources);
+
+/*
+ * A source table changed (ALTER TABLE, or anything else that invalidates
+ * its relcache entry): the definitions, which hold its columns' numbers
+ * and types, are loaded again, and checked (check_loaded_feature), before
+ * they are next used.
+ */
+static void
+features_relcache_callback(Datum arg, Oid relid)
+{
+	if (source_cache == NULL || cache_stale)
+		return;
+	if (relid == InvalidOid || hash_search(source_cache, &relid, HASH_FIND, NULL) != NULL)
+		cache_stale = true;
+}
 
 /*
  * At commit of a transaction that changed the definitions, tell every
@@ -138,6 +164,7 @@ FsFeaturesInit(void)
 							&FsMaxLatenessMs, 300000, 0, INT_MAX,
 							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	RegisterXactCallback(features_xact_callback, NULL);
+	CacheRegisterRelcacheCallback(features_relcache_callback, (Datum) 0);
 }
 
 /*
@@ -187,6 +214,13 @@ number_type_ok(Oid typid)
 		default:
 			return false;
 	}
+}
+
+/* Whether values of this type hash for "distinct". */
+static bool
+type_has_extended_hash(Oid typid)
+{
+	return OidIsValid(lookup_type_cache(typid, TYPECACHE_HASH_EXTENDED_PROC)->hash_extended_proc);
 }
 
 static double
@@ -382,6 +416,74 @@ group_slot_for(FsGroupDef *gd, Relation rel, AttrNumber attnum, FsSlotKind kind)
 	return gd->nslots++;
 }
 
+/* The type of an existing feature's column, which ALTER TABLE may have dropped or renamed. */
+static Oid
+loaded_column_type(Relation rel, const char *feature, const char *column, const char *role)
+{
+	AttrNumber	attnum = get_attnum(RelationGetRelid(rel), column);
+
+	if (attnum == InvalidAttrNumber || attnum < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("feature \"%s\" reads column \"%s\" of \"%s\", which no longer exists",
+						feature, column, RelationGetRelationName(rel)),
+				 errdetail("It is the feature's %s.", role),
+				 errhint("Drop the feature (fraudstream.drop_feature) before dropping or renaming the column, and create it again after.")));
+	return TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid;
+}
+
+static void
+loaded_type_error(Relation rel, const char *feature, const char *column, Oid typid,
+				  const char *needs)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("feature \"%s\" cannot read column \"%s\" of \"%s\" as type %s",
+					feature, column, RelationGetRelationName(rel), format_type_be(typid)),
+			 errdetail("%s", needs),
+			 errhint("Drop the feature (fraudstream.drop_feature) before changing the column to this type.")));
+}
+
+/*
+ * An existing feature's columns, checked again whenever the definitions
+ * are loaded, with the rules create_feature applied: ALTER TABLE may have
+ * dropped, renamed or retyped one since.  The event trigger on ALTER TABLE
+ * (fraudstream_check_altered_sources) loads them at the end of the
+ * command, so that this error undoes an ALTER the features cannot follow;
+ * any later load fails the same way rather than read a column as a type
+ * it no longer is.
+ */
+static void
+check_loaded_feature(Relation rel, const char *feature, FsAgg agg,
+					 const char *entity_column, const char *time_column,
+					 const char *value_column, const char *lat_column,
+					 const char *lon_column)
+{
+	Oid			typid;
+
+	typid = loaded_column_type(rel, feature, entity_column, "entity column");
+	if (!entity_type_ok(typid))
+		loaded_type_error(rel, feature, entity_column, typid,
+						  "An entity column is of type smallint, integer, bigint, text, varchar, uuid, inet or bytea.");
+	typid = loaded_column_type(rel, feature, time_column, "time column");
+	if (typid != TIMESTAMPTZOID)
+		loaded_type_error(rel, feature, time_column, typid,
+						  "The time column is of type timestamp with time zone.");
+	for (int i = 0; i < 3; i++)
+	{
+		const char *column = i == 0 ? value_column : i == 1 ? lat_column : lon_column;
+
+		if (column == NULL)
+			continue;
+		typid = loaded_column_type(rel, feature, column,
+								   i == 0 ? "value column" : i == 1 ? "latitude column" : "longitude column");
+		if (agg == FS_AGG_DISTINCT ? !type_has_extended_hash(typid) : !number_type_ok(typid))
+			loaded_type_error(rel, feature, column, typid,
+							  agg == FS_AGG_DISTINCT ? "The type of a column counted distinct has a hash function." :
+							  "A numeric aggregation reads smallint, integer, bigint, real, double precision or numeric.");
+	}
+}
+
 /* Find a group of a source by entity column, adding it if new. */
 static FsGroupDef *
 source_group_for(FsSourceDef *sd, Relation rel, const char *entity_column,
@@ -431,9 +533,14 @@ group_layout(const FsGroupDef *gd)
 {
 	uint32		h = hash_bytes_uint32((uint32) gd->time_attnum);
 
+	/* a retyped entity or value column gives other keys or values */
+	h = hash_combine(h, hash_bytes_uint32((uint32) gd->entity_typid));
 	for (int i = 0; i < gd->nslots; i++)
+	{
 		h = hash_combine(h, hash_bytes_uint32(((uint32) gd->slots[i].attnum << 4) |
 											  (uint32) gd->slots[i].kind));
+		h = hash_combine(h, hash_bytes_uint32((uint32) gd->slots[i].typid));
+	}
 	return h == 0 ? 1 : h;
 }
 
@@ -486,10 +593,17 @@ load_definitions(void)
 		MemoryContext old;
 		char	   *value_column = SPI_getvalue(tup, td, 7);
 		char	   *agg_name = SPI_getvalue(tup, td, 5);
+		FsAgg		agg;
 
 		rel = try_relation_open(relid, AccessShareLock);
 		if (rel == NULL)
 			continue;			/* source dropped: definitions are orphans */
+		if (!FsAggFromName(agg_name, &agg))
+			elog(ERROR, "unknown aggregation \"%s\" in the catalog", agg_name);
+		check_loaded_feature(rel, SPI_getvalue(tup, td, 1), agg,
+							 SPI_getvalue(tup, td, 3), SPI_getvalue(tup, td, 4),
+							 value_column, SPI_getvalue(tup, td, 8),
+							 SPI_getvalue(tup, td, 9));
 
 		old = MemoryContextSwitchTo(cache_cxt);
 		entry = hash_search(source_cache, &relid, HASH_ENTER, &found);
@@ -518,8 +632,7 @@ load_definitions(void)
 							   FS_MAX_SPECS)));
 		spec = &gd->specs[gd->nfeatures];
 		gd->names[gd->nfeatures] = pstrdup(SPI_getvalue(tup, td, 1));
-		if (!FsAggFromName(agg_name, &spec->agg))
-			elog(ERROR, "unknown aggregation \"%s\" in the catalog", agg_name);
+		spec->agg = agg;
 		spec->window = interval_usecs(DatumGetIntervalP(SPI_getbinval(tup, td, 6, &isnull)));
 		spec->slot = FS_NO_SLOT;
 		spec->slot2 = FS_NO_SLOT;
@@ -747,9 +860,7 @@ check_value_column(Relation rel, const char *column, FsAgg agg, const char *role
 
 	if (agg == FS_AGG_DISTINCT)
 	{
-		TypeCacheEntry *tc = lookup_type_cache(typid, TYPECACHE_HASH_EXTENDED_PROC);
-
-		if (!OidIsValid(tc->hash_extended_proc))
+		if (!type_has_extended_hash(typid))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("column \"%s\" of type %s cannot be counted distinct",
@@ -1080,6 +1191,41 @@ fraudstream_create_feature(PG_FUNCTION_ARGS)
 	FsCatalogChanged();
 	/* Load now: a group over its limits fails here, not on the next insert. */
 	(void) FsGetSourceDef(relid);
+	PG_RETURN_VOID();
+}
+
+
+/*
+ * Event trigger fraudstream_check_altered_sources, at the end of every
+ * ALTER TABLE: when the command altered a source of features, their
+ * definitions are loaded again at once, which checks their columns
+ * (check_loaded_feature: its error undoes the ALTER), and in every backend
+ * once the transaction commits.  A column given another type the features
+ * can read changes its group's layout: the group's state is then rebuilt
+ * from the table by its first reader.
+ */
+Datum
+fraudstream_check_altered_sources(PG_FUNCTION_ARGS)
+{
+	bool		altered;
+
+	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("fraudstream.check_altered_sources() must be called as an event trigger")));
+	SPI_connect();
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() c "
+					"JOIN fraudstream.feature_definitions d ON d.source::pg_catalog.oid = c.objid "
+					"WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass LIMIT 1",
+					true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the altered tables");
+	altered = SPI_processed > 0;
+	SPI_finish();
+	if (altered)
+	{
+		FsCatalogChanged();
+		ensure_cache();
+	}
 	PG_RETURN_VOID();
 }
 

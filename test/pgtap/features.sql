@@ -2,7 +2,7 @@
 -- define and read features.
 BEGIN;
 CREATE EXTENSION IF NOT EXISTS fraudstream;
-SELECT plan(26);
+SELECT plan(29);
 
 SELECT has_function('fraudstream', 'create_feature',
     ARRAY['text', 'regclass', 'text', 'text', 'interval', 'text', 'text', 'text', 'text']);
@@ -97,6 +97,16 @@ SELECT is((SELECT count(*)::int FROM pg_proc p
             JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'fraudstream'
            WHERE p.prosecdef),
           1, 'only the event trigger that drops orphan features runs as SECURITY DEFINER');
+
+-- ALTER TABLE of a source: checked by an event trigger that runs with the
+-- rights of the user who alters
+SELECT is((SELECT evtevent || ' ' || array_to_string(evttags, ',') FROM pg_event_trigger
+            WHERE evtname = 'fraudstream_check_altered_sources'),
+          'ddl_command_end ALTER TABLE', 'an event trigger checks every ALTER TABLE at its end');
+SELECT is((SELECT prosecdef FROM pg_proc WHERE oid = 'fraudstream.check_altered_sources()'::regprocedure),
+          false, 'the ALTER TABLE check runs with the rights of the user who alters');
+SELECT throws_ok($$ ALTER TABLE public.fs_test_txn RENAME COLUMN card TO card_no $$, '2BP01', NULL,
+                 'a column a feature reads cannot be renamed');
 
 SELECT * FROM finish();
 ROLLBACK;
