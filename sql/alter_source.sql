@@ -42,3 +42,27 @@ INSERT INTO alt VALUES (6, 7, 2, '2026-01-01 00:00:06+00', NULL);
 SELECT fraudstream.feature_values('alt_card', '7', '2026-01-01 00:01+00');
 
 DROP TABLE alt;
+
+-- an attached table: its key and score columns too
+CREATE TABLE alts (id bigint, alts_card text, ts timestamptz, score float8);
+SELECT fraudstream.create_feature('alts_count', 'alts', 'alts_card', 'count', '1 hour');
+SELECT fraudstream.activate_model('alts_model', fraudstream.deploy_model('alts_model',
+    '{"type": "rules", "threshold": 1, "rules": [{"name": "busy", "feature": "alts_count", "op": ">", "value": 1, "points": 0.5}]}'));
+SELECT fraudstream.attach('alts', 'id', score_column => 'score', model => 'alts_model',
+                          store_scores => false);
+INSERT INTO alts VALUES (1, 'c1', '2026-01-01 00:00:01+00');
+ALTER TABLE alts ALTER COLUMN score TYPE text;
+ALTER TABLE alts ALTER COLUMN score TYPE int USING 0;
+ALTER TABLE alts DROP COLUMN score;
+ALTER TABLE alts RENAME COLUMN id TO txn_id;
+-- followed: the score to numeric, the key to text
+ALTER TABLE alts ALTER COLUMN score TYPE numeric;
+ALTER TABLE alts ALTER COLUMN id TYPE text;
+INSERT INTO alts VALUES ('t2', 'c1', '2026-01-01 00:00:02+00');
+SELECT id, score, pg_typeof(score) FROM alts ORDER BY ts;
+-- detached, the columns are the table's own again
+SELECT fraudstream.detach('alts');
+SELECT fraudstream.drop_feature('alts_count');
+ALTER TABLE alts DROP COLUMN score;
+DROP TABLE alts;
+DELETE FROM fraudstream.models WHERE name = 'alts_model';

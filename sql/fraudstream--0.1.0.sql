@@ -512,7 +512,7 @@ AS 'MODULE_PATHNAME', 'fraudstream_check_altered_sources'
 LANGUAGE C;
 
 COMMENT ON FUNCTION fraudstream.check_altered_sources() IS
-'event trigger function: refuses an ALTER TABLE that leaves a feature unable to read a column, and reloads the features of an altered source everywhere';
+'event trigger function: refuses an ALTER TABLE that leaves a feature or an attachment unable to read or write a column, and reloads the features of an altered source everywhere';
 
 -- ======================================================================
 -- Scoring, models and alerts (src/scoring.c, src/model.c,

@@ -70,6 +70,7 @@
 #include "fraudstream.h"
 #include "featuredefs.h"
 #include "featurejson.h"
+#include "scoring.h"
 
 int			FsMaxLatenessMs = 300000;
 
@@ -1202,30 +1203,55 @@ fraudstream_create_feature(PG_FUNCTION_ARGS)
  * (check_loaded_feature: its error undoes the ALTER), and in every backend
  * once the transaction commits.  A column given another type the features
  * can read changes its group's layout: the group's state is then rebuilt
- * from the table by its first reader.
+ * from the table by its first reader.  An altered table attached to a
+ * model has its attachment built again, which checks its key and score
+ * columns the same way (FsCheckAttachment).
  */
 Datum
 fraudstream_check_altered_sources(PG_FUNCTION_ARGS)
 {
-	bool		altered;
+	bool		sources = false;
+	List	   *attached = NIL;
+	MemoryContext caller = CurrentMemoryContext;
+	ListCell   *lc;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("fraudstream.check_altered_sources() must be called as an event trigger")));
 	SPI_connect();
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() c "
-					"JOIN fraudstream.feature_definitions d ON d.source::pg_catalog.oid = c.objid "
-					"WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass LIMIT 1",
-					true, 1) != SPI_OK_SELECT)
+	if (SPI_execute("SELECT DISTINCT c.objid, "
+					"EXISTS (SELECT FROM fraudstream.feature_definitions d "
+					"         WHERE d.source::pg_catalog.oid = c.objid), "
+					"EXISTS (SELECT FROM fraudstream.attachments a "
+					"         WHERE a.relation::pg_catalog.oid = c.objid) "
+					"FROM pg_catalog.pg_event_trigger_ddl_commands() c "
+					"WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass",
+					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the altered tables");
-	altered = SPI_processed > 0;
+	for (uint64 r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull;
+
+		sources |= DatumGetBool(SPI_getbinval(tup, td, 2, &isnull));
+		if (DatumGetBool(SPI_getbinval(tup, td, 3, &isnull)))
+		{
+			MemoryContext spi = MemoryContextSwitchTo(caller);
+
+			attached = lappend_oid(attached, DatumGetObjectId(SPI_getbinval(tup, td, 1, &isnull)));
+			MemoryContextSwitchTo(spi);
+		}
+	}
 	SPI_finish();
-	if (altered)
+	if (sources)
 	{
 		FsCatalogChanged();
 		ensure_cache();
 	}
+	foreach(lc, attached)
+		FsCheckAttachment(lfirst_oid(lc));
 	PG_RETURN_VOID();
 }
 

@@ -290,6 +290,14 @@ resolve_groups(Attachment *a, Relation rel)
 	}
 }
 
+
+/* Whether a score column of this type can take a score (set_score_column). */
+static bool
+score_type_ok(Oid typid)
+{
+	return typid == FLOAT8OID || typid == FLOAT4OID || typid == NUMERICOID;
+}
+
 /* Build the cache entry of rel. */
 static void
 build_attachment(Attachment *a, Relation rel)
@@ -327,22 +335,35 @@ build_attachment(Attachment *a, Relation rel)
 	a->key_attnum = get_attnum(relid, key_column);
 	if (a->key_attnum <= 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				 errmsg("key column \"%s\" of the fraudstream attachment does not exist in \"%s\"",
 						key_column, RelationGetRelationName(rel)),
-				 errhint("Detach and attach the table again.")));
+				 errhint("Detach the table (fraudstream.detach) before dropping or renaming the column, and attach it again after.")));
 	getTypeOutputInfo(TupleDescAttr(RelationGetDescr(rel), a->key_attnum - 1)->atttypid,
 					  &typout, &isvarlena);
 	fmgr_info_cxt(typout, &a->key_out, attach_cxt);
 	a->score_attnum = score_column ? get_attnum(relid, score_column) : InvalidAttrNumber;
 	if (score_column != NULL && a->score_attnum <= 0)
 		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				 errmsg("score column \"%s\" of the fraudstream attachment does not exist in \"%s\"",
 						score_column, RelationGetRelationName(rel)),
-				 errhint("Detach and attach the table again.")));
+				 errhint("Detach the table (fraudstream.detach) before dropping or renaming the column, and attach it again after.")));
 	if (a->score_attnum > 0)
-		a->score_typid = TupleDescAttr(RelationGetDescr(rel), a->score_attnum - 1)->atttypid;
+	{
+		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), a->score_attnum - 1);
+
+		/* as attach checked it: ALTER TABLE may have changed it since */
+		if (!score_type_ok(att->atttypid) || att->attgenerated)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("score column \"%s\" of the fraudstream attachment of \"%s\" cannot take a score as %s",
+							score_column, RelationGetRelationName(rel),
+							att->attgenerated ? "a generated column" : format_type_be(att->atttypid)),
+					 errdetail("A score goes into a column of type double precision, real or numeric."),
+					 errhint("Detach the table (fraudstream.detach) before changing the column.")));
+		a->score_typid = att->atttypid;
+	}
 	resolve_groups(a, rel);
 	MemoryContextSwitchTo(old);
 }
@@ -363,6 +384,22 @@ get_attachment(Relation rel)
 		build_attachment(a, rel);
 	}
 	return a;
+}
+
+/*
+ * At the end of an ALTER TABLE of an attached table (the event trigger
+ * fraudstream_check_altered_sources): build its attachment again, whose
+ * error, if the ALTER dropped, renamed or retyped a column it writes or
+ * reads, undoes the ALTER.
+ */
+void
+FsCheckAttachment(Oid relid)
+{
+	Relation	rel = relation_open(relid, AccessShareLock);
+
+	attach_stale = true;
+	(void) get_attachment(rel);
+	relation_close(rel, AccessShareLock);
 }
 
 /*
@@ -770,8 +807,7 @@ fraudstream_attach(PG_FUNCTION_ARGS)
 		Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel),
 											  user_column(rel, score_column, "score column") - 1);
 
-		if (att->atttypid != FLOAT8OID && att->atttypid != FLOAT4OID &&
-			att->atttypid != NUMERICOID)
+		if (!score_type_ok(att->atttypid))
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("score column \"%s\" has type %s", score_column,

@@ -12,5 +12,6 @@
 
 extern void FsScoringInit(void);
 extern bool FsScoreTriggerFeeds(Relation rel);
+extern void FsCheckAttachment(Oid relid);
 
 #endif							/* FRAUDSTREAM_SCORING_H */
