@@ -115,8 +115,10 @@ INSERT INTO il_busy VALUES (2004, 'busy', il_busy_at(1400.5), 4000);
 SELECT *, (SELECT summarised_entities FROM fraudstream.features WHERE name = 'il_b_sum_10m')
   FROM il_busy_differences();
 
--- leave nothing behind for the other tests
+-- leave nothing behind for the other tests (the model first: dropping
+-- the features it reads would warn)
 SET client_min_messages = warning;
+DELETE FROM fraudstream.models WHERE name = 'il_m';
 DROP FUNCTION il_busy_differences;
 DROP FUNCTION il_busy_at;
 DROP TABLE il_busy;
@@ -124,6 +126,5 @@ DROP PROCEDURE il_feed;
 DROP FUNCTION il_rows;
 DROP TABLE il;
 DELETE FROM fraudstream.scores WHERE model = 'il_m';
-DELETE FROM fraudstream.models WHERE name = 'il_m';
 RESET client_min_messages;
 SELECT count(*) AS attachments_left FROM fraudstream.attachments;

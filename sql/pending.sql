@@ -105,11 +105,12 @@ SELECT count(*) AS rows_compared,
   JOIN fraudstream.feature_history('pd', 'id', 'id') h ON h.key = s.row_key
  WHERE s.relation = 'pd'::regclass AND s.row_key::int > 1200;
 
--- leave nothing behind for the other tests
+-- leave nothing behind for the other tests (the model first: dropping
+-- the features it reads would warn)
 SET client_min_messages = warning;
+DELETE FROM fraudstream.models WHERE name = 'pd_m';
 DROP FUNCTION pd_rows;
 DROP TABLE pd;
 DELETE FROM fraudstream.scores WHERE model = 'pd_m';
-DELETE FROM fraudstream.models WHERE name = 'pd_m';
 RESET client_min_messages;
 SELECT count(*) AS attachments_left FROM fraudstream.attachments;

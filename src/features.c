@@ -1272,6 +1272,29 @@ fraudstream_drop_feature(PG_FUNCTION_ARGS)
 	run_sql("LOCK TABLE fraudstream.feature_definitions IN SHARE ROW EXCLUSIVE MODE",
 			SPI_OK_UTILITY);
 	initStringInfo(&sql);
+
+	/*
+	 * An active model that reads the feature scores without it from now on
+	 * (its weight and rules count nothing): say so, since deploy_model
+	 * refuses such a model.  Not an error: dropping a source drops its
+	 * features, and a model cannot be deactivated.
+	 */
+	appendStringInfo(&sql,
+					 "SELECT name, version FROM fraudstream.models "
+					 "WHERE active AND (spec -> 'weights' ? %s OR spec -> 'rules' @> "
+					 "pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('feature', %s::text))) "
+					 "ORDER BY name",
+					 quote_literal_cstr(name), quote_literal_cstr(name));
+	run_sql(sql.data, SPI_OK_SELECT);
+	for (uint64 r = 0; r < SPI_processed; r++)
+		ereport(WARNING,
+				(errcode(ERRCODE_WARNING),
+				 errmsg("the active version %s of model \"%s\" reads feature \"%s\", which is dropped",
+						SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2),
+						SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1), name),
+				 errdetail("The model scores without it: its weight and its rules count nothing."),
+				 errhint("Deploy and activate a version of the model without it.")));
+	resetStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "DELETE FROM fraudstream.feature_definitions WHERE name = %s "
 					 "RETURNING source::pg_catalog.oid, entity_column::text",
