@@ -292,9 +292,9 @@ FsEntityKeyFromDatum(const FsGroupDef *gd, Datum value, FsEntityKey *key)
 		h[1] = hash_bytes_extended((const unsigned char *) data, (int) len,
 								   UINT64CONST(0x9e3779b97f4a7c15));
 		memcpy(key->data, h, sizeof(h));
-		key->len = (uint16) (sizeof(h) | 0x8000);
+		key->len = (uint16) (sizeof(h) | FS_KEY_HASHED);
 	}
-	key->hash = hash_bytes((const unsigned char *) key->data, key->len & 0x7fff) ^
+	key->hash = hash_bytes((const unsigned char *) key->data, (int) FS_KEY_BYTES(key)) ^
 		(uint32) (gd->group * 0x9e3779b9U);
 	return true;
 }

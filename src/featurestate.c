@@ -377,7 +377,7 @@ static inline bool
 key_equal(const FsEntityKey *a, const FsEntityKey *b)
 {
 	return a->hash == b->hash && a->group == b->group && a->len == b->len &&
-		memcmp(a->data, b->data, a->len) == 0;
+		memcmp(a->data, b->data, FS_KEY_BYTES(a)) == 0;
 }
 
 /* Find an entity in its bucket; caller holds the partition lock. */

@@ -16,6 +16,10 @@
 
 /* Bytes of an entity key kept verbatim; longer keys are kept as a hash. */
 #define FS_KEY_INLINE		24
+/* FsEntityKey.len flag of a key kept as its 128-bit hash */
+#define FS_KEY_HASHED		0x8000
+/* the bytes of FsEntityKey.data a key uses */
+#define FS_KEY_BYTES(key)	((Size) ((key)->len & ~FS_KEY_HASHED))
 /* FsEntityKey.len of a free entry of the state: no key has it */
 #define FS_KEY_FREE			UINT16_MAX
 
