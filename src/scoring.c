@@ -44,7 +44,10 @@
  * model's features to them.  The whole cache is rebuilt when the catalog
  * generation moves (attach, detach, features, models), when the feature
  * cache reloads, and an entry when its relation's relcache entry is
- * invalidated (ALTER TABLE).
+ * invalidated (ALTER TABLE).  Building an entry checks its key and score
+ * columns as attach did; the event trigger on ALTER TABLE builds the
+ * entry of every altered attached table (FsCheckAttachment), so that a
+ * change the attachment cannot follow fails the ALTER itself.
  *
  * Locking: attach/detach lock the table ShareRowExclusiveLock (as CREATE
  * TRIGGER) and fraudstream.attachments; the trigger takes no lock of its
