@@ -179,6 +179,10 @@ FsCatalogChanged(void)
 	cache_stale = true;
 }
 
+/* The types entity_type_ok and number_type_ok accept, for messages. */
+#define ENTITY_TYPE_NAMES	"smallint, integer, bigint, text, varchar, uuid, inet or bytea"
+#define NUMBER_TYPE_NAMES	"smallint, integer, bigint, real, double precision or numeric"
+
 /* Whether an entity column of this type can key the online state. */
 static bool
 entity_type_ok(Oid typid)
@@ -460,28 +464,32 @@ check_loaded_feature(Relation rel, const char *feature, FsAgg agg,
 					 const char *value_column, const char *lat_column,
 					 const char *lon_column)
 {
+	const char *value_columns[][2] = {
+		{value_column, "value column"},
+		{lat_column, "latitude column"},
+		{lon_column, "longitude column"},
+	};
 	Oid			typid;
 
 	typid = loaded_column_type(rel, feature, entity_column, "entity column");
 	if (!entity_type_ok(typid))
 		loaded_type_error(rel, feature, entity_column, typid,
-						  "An entity column is of type smallint, integer, bigint, text, varchar, uuid, inet or bytea.");
+						  "An entity column is of type " ENTITY_TYPE_NAMES ".");
 	typid = loaded_column_type(rel, feature, time_column, "time column");
 	if (typid != TIMESTAMPTZOID)
 		loaded_type_error(rel, feature, time_column, typid,
 						  "The time column is of type timestamp with time zone.");
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < (int) lengthof(value_columns); i++)
 	{
-		const char *column = i == 0 ? value_column : i == 1 ? lat_column : lon_column;
+		const char *column = value_columns[i][0];
 
 		if (column == NULL)
 			continue;
-		typid = loaded_column_type(rel, feature, column,
-								   i == 0 ? "value column" : i == 1 ? "latitude column" : "longitude column");
+		typid = loaded_column_type(rel, feature, column, value_columns[i][1]);
 		if (agg == FS_AGG_DISTINCT ? !type_has_extended_hash(typid) : !number_type_ok(typid))
 			loaded_type_error(rel, feature, column, typid,
 							  agg == FS_AGG_DISTINCT ? "The type of a column counted distinct has a hash function." :
-							  "A numeric aggregation reads smallint, integer, bigint, real, double precision or numeric.");
+							  "A numeric aggregation reads " NUMBER_TYPE_NAMES ".");
 	}
 }
 
@@ -873,7 +881,7 @@ check_value_column(Relation rel, const char *column, FsAgg agg, const char *role
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("column \"%s\" of type %s does not fit aggregation \"%s\"",
 						column, format_type_be(typid), FsAggName(agg)),
-				 errhint("Aggregation \"%s\" needs a numeric column: smallint, integer, bigint, real, double precision or numeric.",
+				 errhint("Aggregation \"%s\" needs a numeric column: " NUMBER_TYPE_NAMES ".",
 						 FsAggName(agg))));
 }
 
@@ -1122,7 +1130,7 @@ fraudstream_create_feature(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("entity column \"%s\" of type %s cannot key features",
 						entity_column, format_type_be(entity_typid)),
-				 errhint("Use a column of type smallint, integer, bigint, text, varchar, uuid, inet or bytea.")));
+				 errhint("Use a column of type " ENTITY_TYPE_NAMES ".")));
 
 	if (agg == FS_AGG_GEO_VELOCITY)
 	{
@@ -1194,7 +1202,6 @@ fraudstream_create_feature(PG_FUNCTION_ARGS)
 	(void) FsGetSourceDef(relid);
 	PG_RETURN_VOID();
 }
-
 
 /*
  * Event trigger fraudstream_check_altered_sources, at the end of every

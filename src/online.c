@@ -448,7 +448,7 @@ pending_append(PendingEntity *pe, const FsGroupDef *gd, const FsEvent *event)
 		pe->next_touched = touched;
 		touched = pe;
 	}
-	if (pe->count == 0 || pe->layout != gd->layout)
+	if (pe->count == 0)			/* a layout change emptied it too */
 	{
 		pe->layout = gd->layout;
 		pe->event_size = gd->event_size;

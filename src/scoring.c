@@ -293,7 +293,6 @@ resolve_groups(Attachment *a, Relation rel)
 	}
 }
 
-
 /* Whether a score column of this type can take a score (set_score_column). */
 static bool
 score_type_ok(Oid typid)
